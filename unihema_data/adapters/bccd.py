@@ -1,0 +1,119 @@
+"""BCCD (Shenggan/BCCD_Dataset): Pascal VOC detection of WBC / RBC / Platelets.
+
+Native layout (as extracted from the GitHub archive; ``locate`` accepts up to two levels above)::
+
+    BCCD/Annotations/BloodImage_XXXXX.xml      VOC, integer 1-based inclusive xmin ymin xmax ymax
+    BCCD/JPEGImages/BloodImage_XXXXX.jpg       640x480 JPEG
+    BCCD/ImageSets/Main/{train,val,trainval,test}.txt
+
+Conventions and quirks handled:
+* Box convention: VOC 1-based inclusive (min coordinate 1, max = 640/480 in the real data), so a
+  box with ``xmin == xmax`` (two real files, e.g. BloodImage_00338) is a 1-pixel box, not empty.
+* Published split: ``train`` / ``val`` / ``test`` lists (``trainval`` = train + val); images in no
+  list get the grouped fallback split.
+* Image ids are non-contiguous (00000..00410, 364 images).
+* Many RBCs are not annotated (known issue; nothing to fix).
+* ``<filename>`` is checked against the XML's own name; ``<path>`` holds the author's absolute path
+  and is ignored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..boxes import BoxFormat
+from ..formats.voc import VocObject, parse_voc, write_voc
+from . import _synthetic as syn
+from .base import Adapter, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawObject, RawSample
+
+SPLIT_FILES = ("train", "val", "test")
+
+
+class BCCDAdapter(Adapter):
+    id = "bccd"
+    version = "1"
+    box_format = BoxFormat.VOC
+    tasks = ("detection",)
+    markers = ("Annotations", "JPEGImages")
+    required = ("ImageSets/Main",)
+
+    def _splits(self, root: Path) -> dict[str, str]:
+        main = root / "ImageSets" / "Main"
+        by_stem: dict[str, str] = {}
+        for split in SPLIT_FILES:
+            f = main / f"{split}.txt"
+            if not f.exists():
+                continue
+            for line in f.read_text(encoding="utf-8").split():
+                prev = by_stem.setdefault(line, split)
+                if prev != split:
+                    raise CorruptInputError(f"{f}: {line} is listed in both {prev}.txt and {split}.txt")
+        return by_stem
+
+    def input_files(self, root: Path) -> Iterator[Path]:
+        for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+            yield from sorted(p for p in (root / sub).iterdir() if p.is_file())
+
+    def iter_samples(self, root: Path) -> Iterator[RawSample]:
+        splits = self._splits(root)
+        images = {p.stem: p for p in (root / "JPEGImages").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+        for xml in sorted((root / "Annotations").glob("*.xml")):
+            ann = parse_voc(xml)
+            if ann.filename and Path(ann.filename).stem != xml.stem:
+                raise CorruptInputError(f"{xml}: <filename> {ann.filename!r} does not match the annotation file name")
+            img = images.get(xml.stem)
+            if img is None:
+                raise MissingInputError(f"{xml}: image JPEGImages/{xml.stem}.jpg is missing")
+            yield RawSample(
+                rel_path=img.relative_to(root).as_posix(),
+                image_path=img,
+                source_split=splits.get(xml.stem, ""),
+                group_id=xml.stem,
+                objects=[RawObject(o.name, o.bbox) for o in ann.objects],
+                annotation_file=str(xml),
+            )
+
+    def fake(self, out: Path, seed: int = 0) -> FakeTruth:
+        """Writes ``out/BCCD_Dataset-master/BCCD/...`` (the archive's top folder included) with
+        non-contiguous ids, a 1-pixel (xmin == xmax) box, an image without RBCs, and split lists."""
+        rng = np.random.default_rng(seed)
+        root = Path(out) / "BCCD_Dataset-master" / "BCCD"
+        for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        W, H = 640, 480
+        ids = [0, 1, 3, 7, 11, 14, 20, 338]
+        names = {"wbc": "WBC", "rbc": "RBC", "platelet": "Platelets"}
+        truth: dict[str, FakeSample] = {}
+        split_of = {}
+        for k, i in enumerate(ids):
+            stem = f"BloodImage_{i:05d}"
+            kinds = ["wbc"] + (["rbc"] * int(rng.integers(2, 6)) if k != 2 else []) + ["platelet"]
+            boxes = syn.random_boxes(rng, W, H, len(kinds), lo=10, hi=120)
+            if k == 0:
+                boxes[0] = [0, 0, 90, 80]          # touches the top-left corner: VOC xmin=1, ymin=1
+                boxes[-1] = [W - 30, H - 25, 30, 25]  # touches the bottom-right: xmax=640, ymax=480
+            if i == 338:
+                boxes[-1] = [503, 336, 1, 1]       # the real quirk: xmin == xmax, ymin == ymax
+            im = syn.smear(W, H, list(zip(boxes, kinds)), seed + i)
+            (root / "JPEGImages" / f"{stem}.jpg").write_bytes(syn.encode(im, "JPEG", quality=90))
+            objs = [VocObject(names[kd], (x + 1, y + 1, x + w, y + h)) for (x, y, w, h), kd in zip(boxes, kinds)]
+            write_voc(root / "Annotations" / f"{stem}.xml", f"{stem}.jpg", W, H, objs)
+            split = "test" if k in (3, 6) else ("val" if k in (1, 5) else "train")
+            split_of[stem] = split
+            truth[f"JPEGImages/{stem}.jpg"] = FakeSample(
+                rel_path=f"JPEGImages/{stem}.jpg",
+                boxes=[[float(v) for v in b] for b in boxes],
+                categories=[names[kd] for kd in kinds],
+                source_split=split,
+                group_id=stem,
+            )
+        main = root / "ImageSets" / "Main"
+        for split in ("train", "val", "test"):
+            (main / f"{split}.txt").write_text("".join(f"{s}\n" for s, v in split_of.items() if v == split))
+        (main / "trainval.txt").write_text("".join(f"{s}\n" for s, v in split_of.items() if v in ("train", "val")))
+        return FakeTruth(root=root, samples=truth)
+
+
+ADAPTER = BCCDAdapter

@@ -1,0 +1,91 @@
+"""Dataset card (``OUT/README.md``) with one YAML ``configs`` entry per source plus ``all``.
+
+The card is rendered from the output folder's manifest and the catalog, never edited by hand.
+``all`` unions every *source* config (derived text sets such as ``wbcatt_vqa`` keep their own
+configs only, since their rows repeat images of their parent source).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .catalog import load_catalog
+from .outdir import atomic_write_text, read_manifest, source_files
+from .schema import SCHEMA_VERSION, SPLITS
+
+TEXTSET_NOTICE = (
+    "The text sets (`wbcatt_vqa`, `wbcatt_caption`, `leukemiaattri_mlm`) are **semi-synthetic**: they are "
+    "generated from ground-truth morphology annotations by deterministic templates and verified by "
+    "parsing each text back into (attribute, value) pairs. They are for research only and are **not for "
+    "medical use**."
+)
+
+
+def build_configs(out: Path) -> list[dict]:
+    manifest = read_manifest(out)
+    configs: list[dict] = []
+    all_splits: dict[str, list[str]] = {}
+    for source in sorted(manifest["sources"]):
+        files = source_files(out, source)
+        if not files:
+            continue
+        data_files = [{"split": s, "path": f"data/{source}/{s}-*.parquet"} for s in SPLITS if s in files]
+        configs.append({"config_name": source, "data_files": data_files})
+        if manifest["sources"][source].get("kind", "source") == "source":
+            for s in files:
+                all_splits.setdefault(s, []).append(f"data/{source}/{s}-*.parquet")
+    if all_splits:
+        configs.insert(
+            0,
+            {
+                "config_name": "all",
+                "data_files": [{"split": s, "path": all_splits[s]} for s in SPLITS if s in all_splits],
+                "default": True,
+            },
+        )
+    return configs
+
+
+def render_card(out: Path) -> str:
+    out = Path(out)
+    manifest = read_manifest(out)
+    catalog = load_catalog()
+    known = set(catalog.ids())
+    licenses = sorted({manifest["sources"][s].get("license", "unknown") for s in manifest["sources"]})
+    header = {
+        "configs": build_configs(out),
+        "license": licenses[0].lower() if len(licenses) == 1 and licenses[0] not in ("other", "unknown") else "other",
+        "tags": ["hematology", "microscopy", "blood-cells", "unihema", "medical"],
+        "task_categories": ["object-detection", "image-segmentation", "image-classification", "visual-question-answering"],
+        "pretty_name": "UniHema unified hematology corpus",
+    }
+    lines = ["---", yaml.safe_dump(header, sort_keys=False).rstrip(), "---", "",
+             "# UniHema unified hematology corpus", "",
+             f"Converted by `unihema-data` (schema version {SCHEMA_VERSION}). One row per image; see the "
+             "schema conventions in `unihema_data/schema.py` (COCO `[x, y, w, h]` absolute boxes, RLE masks, "
+             "canonical taxonomy labels with verbatim `source_label`).", "",
+             "| config | kind | license | train | validation | test |", "|---|---|---|---|---|---|"]
+    for source in sorted(manifest["sources"]):
+        m = manifest["sources"][source]
+        c = m.get("counts", {})
+        lines.append(f"| {source} | {m.get('kind', 'source')} | {m.get('license', '')} | "
+                     f"{c.get('train', 0)} | {c.get('validation', 0)} | {c.get('test', 0)} |")
+    if any(m.get("kind") == "textset" for m in manifest["sources"].values()):
+        lines += ["", "## Text sets", "", TEXTSET_NOTICE]
+    lines += ["", "## Sources", ""]
+    for source in sorted(manifest["sources"]):
+        if source not in known:
+            continue
+        e = catalog.get(source)
+        lines += [f"### {e.name} (`{e.id}`)", "", f"- Citation: {e.citation}" + (f" DOI: {e.doi}" if e.doi else ""),
+                  f"- Homepage: {e.homepage}", f"- License: {e.license}" + (f" ({e.license_note})" if e.license_note else ""),
+                  f"- Redistributable: {e.redistributable}"]
+        for issue in e.known_issues:
+            lines.append(f"- Known issue: {issue}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_card(out: Path) -> None:
+    atomic_write_text(Path(out) / "README.md", render_card(out))

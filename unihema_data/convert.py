@@ -1,0 +1,263 @@
+"""``unihema-data convert``: native source folders -> the unified Hub-layout dataset.
+
+For each source: locate and check the native layout (adapter), stream records, build rows in
+parallel worker processes (bounded in-flight work, so memory stays flat in dataset size), resolve
+exact duplicates against every source already in ``OUT``, and stream rows into Parquet shards in a
+staging folder that is swapped into ``OUT`` only when the whole source succeeded.
+
+Reruns are no-ops: a source whose fingerprint (adapter version, schema version, options, taxonomy,
+catalog entry and the (path, size, mtime) of every input file) is unchanged is skipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+import pyarrow.parquet as pq
+
+from .adapters import get_adapter
+from .adapters.base import Adapter, AdapterError, RawSample
+from .card import write_card
+from .catalog import load_catalog
+from .outdir import all_parquet_files, read_manifest, source_files, staged_source, write_manifest
+from .rows import SourceContext, build_row
+from .schema import SCHEMA_VERSION
+from .splits import DEFAULT_SEED
+from .taxonomy import TaxonomyError, load_taxonomy
+
+BATCH = 8
+
+
+class ConversionError(Exception):
+    """Conversion of a source failed; ``OUT`` is unchanged. The message names file and problem."""
+
+
+@dataclass
+class ConvertOptions:
+    num_proc: int = max(1, min(4, os.cpu_count() or 1))
+    max_samples: Optional[int] = None
+    overwrite: bool = False
+    seed: int = DEFAULT_SEED
+    progress: bool = True
+    taxonomy_path: Optional[str] = None
+
+
+@dataclass
+class SourceReport:
+    source: str
+    status: str  # converted | up_to_date
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    duplicates: int = 0
+    moved: int = 0
+    flags: dict[str, int] = field(default_factory=dict)
+    root: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def convert(
+    ids: Iterable[str],
+    raw_dir: Path | str,
+    out: Path | str,
+    options: Optional[ConvertOptions] = None,
+    on_progress: Optional[Callable[[str, int], None]] = None,
+) -> list[SourceReport]:
+    """Convert each source id found under ``raw_dir`` into ``out``. Raises :class:`ConversionError`."""
+    options = options or ConvertOptions()
+    out = Path(out)
+    reports = []
+    for sid in ids:
+        reports.append(convert_source(sid, Path(raw_dir), out, options, on_progress))
+    return reports
+
+
+def convert_source(
+    sid: str,
+    raw_dir: Path,
+    out: Path,
+    options: ConvertOptions,
+    on_progress: Optional[Callable[[str, int], None]] = None,
+) -> SourceReport:
+    t0 = time.perf_counter()
+    try:
+        adapter = get_adapter(sid)
+        entry = load_catalog().get(sid)
+        root = adapter.locate(raw_dir)
+        adapter.check(root)
+        tax = load_taxonomy(options.taxonomy_path)
+        if not tax.has_source(sid):
+            raise ConversionError(f"{sid}: taxonomy.yaml has no alias table for this source")
+    except (KeyError, AdapterError, TaxonomyError) as e:
+        raise ConversionError(str(e).strip('"')) from None
+
+    fp = fingerprint(adapter, root, entry.model_dump_json(), options)
+    manifest = read_manifest(out)
+    prev = manifest["sources"].get(sid)
+    if prev and prev.get("fingerprint") == fp and not options.overwrite and source_files(out, sid):
+        return SourceReport(sid, "up_to_date", prev.get("counts", {}), time.perf_counter() - t0, root=str(root))
+
+    ctx = SourceContext(
+        source=sid,
+        license=entry.license,
+        granularity="single_cell" if entry.granularity == "single_cell" else "field_of_view",
+        disease=",".join(entry.disease),
+        magnification=entry.magnification or "",
+        microscope=entry.microscope or "",
+        stain=entry.stain or "",
+        box_format=adapter.box_format.value if adapter.box_format else None,
+        adapter_tasks=tuple(adapter.tasks),
+        mask_class_order=_mask_class_order(adapter, tax),
+        seed=options.seed,
+        taxonomy_path=options.taxonomy_path,
+    )
+    seen = _existing_hashes(out, exclude=sid)
+    report = SourceReport(sid, "converted", root=str(root))
+    flags: Counter = Counter()
+    ids_seen: set[str] = set()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with staged_source(out, sid) as staged:
+            samples = _samples(adapter, root, options.max_samples)
+            for n, row in enumerate(_map_rows(samples, ctx, options.num_proc), 1):
+                if row["sample_id"] in ids_seen:
+                    raise ConversionError(f"{sid}: two records share sample_id {row['sample_id']!r}")
+                ids_seen.add(row["sample_id"])
+                _resolve_duplicate(row, seen, report)
+                for f in row["qc_flags"]:
+                    flags[f.split(":", 1)[0]] += 1
+                staged.add(row)
+                if on_progress:
+                    on_progress(sid, n)
+            if not ids_seen:
+                raise ConversionError(f"{sid}: no samples found under {root}")
+            staged.finish()
+            report.counts = staged.counts()
+            staged.commit()
+    except (AdapterError, TaxonomyError) as e:
+        raise ConversionError(str(e).strip('"')) from None
+    report.flags = dict(flags)
+    report.seconds = time.perf_counter() - t0
+    manifest = read_manifest(out)
+    manifest["schema_version"] = SCHEMA_VERSION
+    manifest["sources"][sid] = {
+        "fingerprint": fp,
+        "kind": "source",
+        "license": entry.license,
+        "counts": report.counts,
+        "duplicates": report.duplicates,
+        "adapter_version": adapter.version,
+        "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_manifest(out, manifest)
+    write_card(out)
+    return report
+
+
+def fingerprint(adapter: Adapter, root: Path, entry_json: str, options: ConvertOptions) -> str:
+    h = hashlib.sha256()
+    tax_file = Path(options.taxonomy_path) if options.taxonomy_path else Path(__file__).with_name("taxonomy.yaml")
+    tax_sha = hashlib.sha256(tax_file.read_bytes()).hexdigest()
+    h.update(json.dumps([SCHEMA_VERSION, adapter.id, adapter.version, options.seed, options.max_samples,
+                         entry_json, tax_sha]).encode())
+    for p in adapter.input_files(root):
+        st = p.stat()
+        h.update(f"{p.relative_to(root).as_posix()}\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _mask_class_order(adapter: Adapter, tax) -> tuple[str, ...]:
+    order: list[str] = []
+    for _v, native in sorted(adapter.mask_values.items()):
+        c = tax.map_mask_class(adapter.id, native)
+        if c not in order:
+            order.append(c)
+    return tuple(order)
+
+
+def _samples(adapter: Adapter, root: Path, max_samples: Optional[int]) -> Iterator[RawSample]:
+    it = adapter.iter_samples(root)
+    if max_samples is not None:
+        it = islice(it, max_samples)
+    for s in it:
+        if not s.mask_values and adapter.mask_values:
+            s.mask_values = dict(adapter.mask_values)
+        yield s
+
+
+def _existing_hashes(out: Path, exclude: str) -> dict[str, tuple[str, str]]:
+    """sha256 -> (sample_id, split) of every image already in ``out`` (other sources)."""
+    seen: dict[str, tuple[str, str]] = {}
+    manifest = read_manifest(out)
+    keep = {s for s, m in manifest["sources"].items() if m.get("kind", "source") == "source" and s != exclude}
+    for f in all_parquet_files(out):
+        if f.parent.name not in keep:
+            continue
+        t = pq.read_table(f, columns=["image_sha256", "sample_id", "split"])
+        for sha, sid, split in zip(*(t.column(c).to_pylist() for c in ("image_sha256", "sample_id", "split"))):
+            seen.setdefault(sha, (sid, split))
+    return seen
+
+
+def _resolve_duplicate(row: dict, seen: dict[str, tuple[str, str]], report: SourceReport) -> None:
+    """Exact duplicates follow the split of their first occurrence and are flagged."""
+    sha = row["image_sha256"]
+    first = seen.get(sha)
+    if first is None:
+        seen[sha] = (row["sample_id"], row["split"])
+        return
+    report.duplicates += 1
+    row["qc_flags"].append(f"duplicate_of:{first[0]}")
+    if row["split"] != first[1]:
+        row["qc_flags"].append(f"split_moved:{row['split']}->{first[1]}")
+        row["split"] = first[1]
+        report.moved += 1
+
+
+# ---------------------------------------------------------------- parallel row building
+_WORKER_CTX: Optional[SourceContext] = None
+
+
+def _init_worker(ctx: SourceContext) -> None:
+    global _WORKER_CTX
+    _WORKER_CTX = ctx
+
+
+def _work(batch: list[RawSample]) -> list[dict]:
+    assert _WORKER_CTX is not None
+    return [build_row(s, _WORKER_CTX) for s in batch]
+
+
+def _batches(samples: Iterator[RawSample], size: int) -> Iterator[list[RawSample]]:
+    while True:
+        b = list(islice(samples, size))
+        if not b:
+            return
+        yield b
+
+
+def _map_rows(samples: Iterator[RawSample], ctx: SourceContext, num_proc: int) -> Iterator[dict]:
+    """Ordered, bounded parallel map of :func:`build_row` (at most ``4 * num_proc`` batches in flight)."""
+    if num_proc <= 1:
+        for s in samples:
+            yield build_row(s, ctx)
+        return
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with mp.get_context(method).Pool(num_proc, initializer=_init_worker, initargs=(ctx,)) as pool:
+        pending: deque = deque()
+        for batch in _batches(samples, BATCH):
+            pending.append(pool.apply_async(_work, (batch,)))
+            while len(pending) >= 4 * num_proc:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()

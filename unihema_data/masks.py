@@ -1,0 +1,68 @@
+"""Mask encodings.
+
+* Instance masks: COCO compressed RLE (pycocotools), stored as the ``counts`` string; the size is
+  the row's ``(height, width)``.
+* Semantic masks: single-channel 8-bit PNG whose pixel value ``i`` is class ``mask_classes[i]``.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+
+def encode_rle(mask: np.ndarray) -> str:
+    m = np.asfortranarray(np.asarray(mask, dtype=np.uint8) > 0, dtype=np.uint8)
+    rle = mask_utils.encode(m)
+    return rle["counts"].decode("ascii")
+
+
+def decode_rle(counts: str, height: int, width: int) -> np.ndarray:
+    return mask_utils.decode({"size": [height, width], "counts": counts.encode("ascii")}).astype(bool)
+
+
+def rle_bbox(counts: str, height: int, width: int) -> list[float]:
+    """COCO ``[x, y, w, h]`` of an RLE mask (tight pixel extent)."""
+    return [float(v) for v in mask_utils.toBbox({"size": [height, width], "counts": counts.encode("ascii")})]
+
+
+def rle_area(counts: str, height: int, width: int) -> int:
+    return int(mask_utils.area({"size": [height, width], "counts": counts.encode("ascii")}))
+
+
+def read_native_mask(mask: Any, name: str = "") -> np.ndarray:
+    """A native semantic mask (path or array) as a 2-D integer array of native values."""
+    if isinstance(mask, np.ndarray):
+        arr = mask
+    else:
+        with Image.open(Path(mask)) as im:
+            im.load()
+            if im.mode == "P":
+                arr = np.asarray(im)  # palette indices are the native values
+            elif im.mode in ("RGB", "RGBA"):
+                a = np.asarray(im.convert("RGB"))
+                if not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2])):
+                    raise ValueError(f"{name or mask}: colour mask; adapter must map colours to values")
+                arr = a[..., 0]
+            else:
+                arr = np.asarray(im)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: mask must be 2-D, got shape {arr.shape}")
+    return arr
+
+
+def encode_semantic(indices: np.ndarray) -> bytes:
+    if indices.max(initial=0) > 255:
+        raise ValueError("more than 256 mask classes")
+    buf = io.BytesIO()
+    Image.fromarray(indices.astype(np.uint8), mode="L").save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def decode_semantic(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im)

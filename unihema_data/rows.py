@@ -1,0 +1,197 @@
+"""Turn one native :class:`~unihema_data.adapters.base.RawSample` into one unified row.
+
+This runs in worker processes: everything it needs travels in a picklable :class:`SourceContext`.
+All convention changes happen here (boxes -> COCO absolute, masks -> RLE / indexed PNG, native
+labels -> taxonomy), so adapters stay pure parsers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Optional
+
+import numpy as np
+
+from . import masks as mask_codec
+from .adapters.base import AdapterError, RawSample
+from .boxes import BoxFormat, clip_coco, to_coco
+from .images import ImageDecodeError, load_image_for_storage
+from .prompts import task_prompt
+from .schema import attrs_to_list, empty_row
+from .splits import DEFAULT_SEED, grouped_split, normalize_split
+from .taxonomy import TaxonomyError, load_taxonomy
+
+
+class RowError(AdapterError):
+    """A record could not be converted; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """Per-source constants a worker needs (catalog defaults, adapter conventions, options)."""
+
+    source: str
+    license: str
+    granularity: str
+    disease: str
+    magnification: str = ""
+    microscope: str = ""
+    stain: str = ""
+    box_format: Optional[str] = None
+    adapter_tasks: tuple[str, ...] = ()
+    mask_class_order: tuple[str, ...] = ()
+    seed: int = DEFAULT_SEED
+    taxonomy_path: Optional[str] = None
+    extra: dict = field(default_factory=dict)
+
+
+def build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
+    """Convert one record. Raises :class:`RowError` (image/annotation problems) or
+    :class:`~unihema_data.taxonomy.TaxonomyError` (unmapped labels)."""
+    tax = load_taxonomy(ctx.taxonomy_path)
+    where = sample.annotation_file or str(sample.image_path)
+    try:
+        stored = load_image_for_storage(sample.image_path)
+    except ImageDecodeError as e:
+        raise RowError(f"{ctx.source}: {e}") from None
+    W, H = stored.width, stored.height
+    row = empty_row()
+    flags = list(sample.qc_flags)
+    name = PurePosixPath(sample.rel_path).name
+    if stored.reencoded:
+        name = str(PurePosixPath(name).with_suffix(".png"))
+        flags.append(f"reencoded_from:{stored.native_format.lower()}")
+    meta = sample.meta
+    group = sample.group_id or sample.rel_path
+    source_split = sample.source_split
+    split = normalize_split(source_split) or grouped_split(ctx.source, group, ctx.seed)
+    row.update(
+        sample_id=f"{ctx.source}/{sample.rel_path}",
+        source=ctx.source,
+        subset=sample.subset,
+        split=split,
+        source_split=source_split,
+        group_id=group,
+        license=ctx.license,
+        image_sha256=stored.sha256,
+        image={"bytes": stored.data, "path": name},
+        width=W,
+        height=H,
+        granularity=meta.get("granularity", ctx.granularity),
+        disease=meta.get("disease", ctx.disease),
+        magnification=meta.get("magnification", ctx.magnification),
+        microscope=meta.get("microscope", ctx.microscope),
+        stain=meta.get("stain", ctx.stain),
+    )
+    tasks: list[str] = []
+
+    # classification + image-level attributes
+    if sample.label is not None:
+        row["label"] = tax.map_label(ctx.source, sample.label, file=where, table=sample.label_table)
+        row["source_label"] = str(sample.label)
+        tasks.append("classification")
+    if sample.attributes:
+        row["attributes"] = attrs_to_list(_map_attrs(tax, ctx.source, sample.attributes, where))
+        tasks.append("attributes")
+
+    # objects
+    objs = row["objects"]
+    has_box = has_mask = has_obj_attrs = False
+    for i, ob in enumerate(sample.objects):
+        objs["category"].append(tax.map_label(ctx.source, ob.category, file=where))
+        objs["source_category"].append(str(ob.category))
+        rle = ""
+        if ob.mask is not None:
+            m = np.asarray(ob.mask)
+            if m.shape != (H, W):
+                raise RowError(f"{ctx.source}: {where}: object {i} mask is {m.shape[1]}x{m.shape[0]}, image is {W}x{H}")
+            rle = mask_codec.encode_rle(m)
+            has_mask = True
+        objs["mask_rle"].append(rle)
+        point = [float(v) for v in ob.point] if ob.point is not None else []
+        objs["point"].append(point)
+        if ob.bbox is not None:
+            if ctx.box_format is None:
+                raise RowError(f"{ctx.source}: adapter gives boxes but declares no box_format")
+            box = to_coco(ob.bbox, BoxFormat(ctx.box_format), W, H)
+            if not all(np.isfinite(box)):
+                raise RowError(f"{ctx.source}: {where}: object {i} has a non-finite box {list(ob.bbox)}")
+            if box[2] < 0 or box[3] < 0:
+                raise RowError(f"{ctx.source}: {where}: object {i} has a negative-size box {list(ob.bbox)}")
+            src = "annotated"
+            has_box = True
+        elif rle:
+            box = mask_codec.rle_bbox(rle, H, W)
+            src = "from_mask"
+            has_box = True
+        elif point:
+            box = [point[0], point[1], 0.0, 0.0]
+            src = "from_point"
+        else:
+            raise RowError(f"{ctx.source}: {where}: object {i} has neither box, mask nor point")
+        box, clipped = clip_coco(box, W, H)
+        if clipped:
+            flags.append(f"clipped_box:{i}")
+        if box[2] == 0 or box[3] == 0:
+            flags.append(f"zero_area_box:{i}")
+        objs["bbox"].append(box)
+        objs["bbox_source"].append(src)
+        oattrs = _map_attrs(tax, ctx.source, ob.attributes, where) if ob.attributes else {}
+        has_obj_attrs |= bool(oattrs)
+        objs["attributes"].append(attrs_to_list(oattrs))
+    if has_box and "detection" in ctx.adapter_tasks:
+        tasks.append("detection")
+    if has_obj_attrs and "attributes" not in tasks:
+        tasks.append("attributes")
+
+    # semantic segmentation
+    if sample.semantic_mask is not None:
+        row["semantic_mask"], row["mask_classes"] = _semantic(sample, ctx, tax, where, W, H)
+        tasks.append("segmentation")
+    elif has_mask:
+        tasks.append("segmentation")
+
+    order = ("detection", "segmentation", "classification", "attributes")
+    row["tasks"] = [t for t in order if t in tasks]
+    row["prompt"] = task_prompt(row["tasks"], row["disease"])
+    row["qc_flags"] = flags
+    return row
+
+
+def _map_attrs(tax, source: str, attrs: dict[str, Any], where: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in attrs.items():
+        name, value = tax.map_attribute(source, k, v, file=where)
+        out[name] = value
+    return out
+
+
+def _semantic(sample: RawSample, ctx: SourceContext, tax, where: str, W: int, H: int):
+    mask_name = str(sample.semantic_mask) if not isinstance(sample.semantic_mask, np.ndarray) else where
+    try:
+        native = mask_codec.read_native_mask(sample.semantic_mask, mask_name)
+    except (OSError, ValueError) as e:
+        raise RowError(f"{ctx.source}: {mask_name}: unreadable mask ({e})") from None
+    if native.shape != (H, W):
+        raise RowError(
+            f"{ctx.source}: {mask_name}: mask is {native.shape[1]}x{native.shape[0]} but image is {W}x{H}"
+        )
+    classes = list(ctx.mask_class_order)
+    lut: dict[int, int] = {}
+    for v in np.unique(native).tolist():
+        if int(v) not in sample.mask_values:
+            raise RowError(
+                f"{ctx.source}: {mask_name}: unexpected mask value {v} (expected one of {sorted(sample.mask_values)})"
+            )
+        canon = tax.map_mask_class(ctx.source, sample.mask_values[int(v)], file=mask_name)
+        if canon not in classes:
+            classes.append(canon)
+        lut[int(v)] = classes.index(canon)
+    table = np.zeros(int(native.max()) + 1, dtype=np.uint8)
+    for v, idx in lut.items():
+        table[v] = idx
+    indices = table[native]
+    return {"bytes": mask_codec.encode_semantic(indices), "path": "mask.png"}, classes
+
+
+__all__ = ["SourceContext", "build_row", "RowError", "TaxonomyError", "Path"]

@@ -1,0 +1,149 @@
+"""The unified UniHema row schema: one row per image, for every source and task.
+
+One definition (:data:`FEATURES`) yields both the ``datasets.Features`` and the pyarrow
+schema (:data:`ARROW_SCHEMA`); Parquet shards carry the Hugging Face feature metadata so
+``datasets.load_dataset`` decodes ``image`` and ``semantic_mask`` as images.
+
+Conventions
+-----------
+Identity and provenance
+    ``sample_id``     ``<source>/<native relative path of the image>`` (POSIX separators); stable
+                      across reruns. Text-set rows append ``#<kind>-<n>``.
+    ``source``        catalog dataset id. ``subset``: microscope/magnification subset or "".
+    ``split``         ``train`` | ``validation`` | ``test`` (the split used by UniHema).
+    ``source_split``  the split as published ("" when the source publishes none).
+    ``group_id``      patient / slide / smear id used to keep a group inside one split
+                      (defaults to the sample itself when the source gives no grouping).
+    ``license``       SPDX id, ``other`` or ``unknown`` (from the catalog).
+    ``image_sha256``  sha256 (hex) of the native image file's bytes, before any re-encoding.
+Image
+    ``image``         ``datasets.Image``: original encoded bytes for JPEG/PNG/GIF/WebP; TIFF, BMP and
+                      other formats browsers cannot show are re-encoded losslessly to PNG.
+    ``width``/``height`` in pixels of the stored image (identical to the native image).
+    ``granularity``   ``single_cell`` | ``field_of_view``. ``disease``, ``magnification``,
+                      ``microscope``, ``stain``: free text, "" when unknown.
+Tasks
+    ``tasks``         subset of :data:`TASKS` this row carries annotations for.
+Classification
+    ``label``         canonical taxonomy label (see ``taxonomy.yaml``); ``source_label`` verbatim native.
+    ``attributes``    image-level morphology attributes, list of ``{name, value}``, harmonized names/values.
+Objects (parallel lists, one entry per object)
+    ``bbox``          COCO ``[x, y, w, h]``: absolute pixels, float32, x/y = top-left corner of the
+                      box in continuous pixel coordinates (pixel (0,0) covers [0,1)x[0,1)).
+    ``category``      canonical label; ``source_category`` verbatim native string.
+    ``bbox_source``   ``annotated`` | ``from_mask`` | ``from_point``.
+    ``mask_rle``      COCO compressed RLE ``counts`` string (pycocotools), size = (height, width); "" if none.
+    ``attributes``    per-object list of ``{name, value}``.
+    ``point``         ``[x, y]`` absolute pixels for point annotations, ``[]`` when none.
+Segmentation
+    ``semantic_mask`` ``datasets.Image`` PNG (mode L), same size as the image; pixel value ``i`` means
+                      class ``mask_classes[i]`` (canonical mask-class names).
+Text
+    ``prompt``        e.g. "This image is for the detection of leukemia cells."; ``question``/``answer``
+                      (VQA, question prefixed ``Q: ``); ``masked_text``/``target_text`` (MLM, T5 sentinels).
+Quality
+    ``qc_flags``      e.g. ``clipped_box``, ``zero_area_box``, ``duplicate_of:<sample_id>``, ``split_moved``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from datasets import Features, Image, List, Value
+
+SCHEMA_VERSION = "1.0.0"
+
+TASKS = ("detection", "segmentation", "classification", "attributes", "vqa", "mlm", "caption")
+SPLITS = ("train", "validation", "test")
+GRANULARITIES = ("single_cell", "field_of_view")
+BBOX_SOURCES = ("annotated", "from_mask", "from_point")
+
+_STR = Value("string")
+_ATTRS = List({"name": _STR, "value": _STR})
+
+FEATURES = Features(
+    {
+        # identity and provenance
+        "sample_id": _STR,
+        "source": _STR,
+        "subset": _STR,
+        "split": _STR,
+        "source_split": _STR,
+        "group_id": _STR,
+        "license": _STR,
+        "image_sha256": _STR,
+        # image
+        "image": Image(),
+        "width": Value("int32"),
+        "height": Value("int32"),
+        "granularity": _STR,
+        "disease": _STR,
+        "magnification": _STR,
+        "microscope": _STR,
+        "stain": _STR,
+        # tasks
+        "tasks": List(_STR),
+        # classification
+        "label": _STR,
+        "source_label": _STR,
+        "attributes": _ATTRS,
+        # objects, parallel lists
+        "objects": {
+            "bbox": List(List(Value("float32"), length=4)),
+            "category": List(_STR),
+            "source_category": List(_STR),
+            "bbox_source": List(_STR),
+            "mask_rle": List(_STR),
+            "attributes": List(_ATTRS),
+            "point": List(List(Value("float32"))),
+        },
+        # segmentation
+        "semantic_mask": Image(),
+        "mask_classes": List(_STR),
+        # text
+        "prompt": _STR,
+        "question": _STR,
+        "answer": _STR,
+        "masked_text": _STR,
+        "target_text": _STR,
+        # quality
+        "qc_flags": List(_STR),
+    }
+)
+
+ARROW_SCHEMA: pa.Schema = FEATURES.arrow_schema.with_metadata(
+    {**(FEATURES.arrow_schema.metadata or {}), b"unihema_schema_version": SCHEMA_VERSION.encode()}
+)
+
+COLUMNS = tuple(FEATURES.keys())
+OBJECT_FIELDS = tuple(FEATURES["objects"].keys())
+
+
+def empty_objects() -> dict[str, list]:
+    return {k: [] for k in OBJECT_FIELDS}
+
+
+def empty_row() -> dict[str, Any]:
+    """A row with every column present and neutral values ("" / [] / None)."""
+    row: dict[str, Any] = {}
+    for name, feat in FEATURES.items():
+        if name == "objects":
+            row[name] = empty_objects()
+        elif isinstance(feat, Image):
+            row[name] = None
+        elif isinstance(feat, List):
+            row[name] = []
+        elif isinstance(feat, Value) and feat.dtype.startswith("int"):
+            row[name] = 0
+        else:
+            row[name] = ""
+    return row
+
+
+def attrs_to_list(attrs: dict[str, str]) -> list[dict[str, str]]:
+    """``{name: value}`` -> schema list of ``{name, value}`` (sorted by name for stable output)."""
+    return [{"name": k, "value": str(v)} for k, v in sorted(attrs.items())]
+
+
+def attrs_to_dict(attrs: list[dict[str, str]] | None) -> dict[str, str]:
+    return {a["name"]: a["value"] for a in (attrs or [])}

@@ -1,0 +1,213 @@
+"""``unihema-data validate OUT``: re-check every row of a converted folder.
+
+Checks (each failure is reported with the shard, ``sample_id`` and what is wrong):
+schema and schema version of every shard; image decodes and matches ``width``/``height``; split
+valid and matching the shard name; ``sample_id`` unique; the same image bytes (``image_sha256``)
+never in two splits; boxes finite and inside the image (0.5 px tolerance); parallel object lists
+of equal length; RLE masks decode to the image size; semantic mask decodes to the image size with
+values < ``len(mask_classes)``; labels, categories and mask classes in the taxonomy; attribute
+names/values in the taxonomy; tasks known and consistent with the annotations.
+
+Rows are read shard by shard, row group by row group (memory flat in dataset size); decoding runs
+on ``num_proc`` processes.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from .boxes import box_inside
+from .images import decode
+from .masks import decode_rle, decode_semantic
+from .outdir import all_parquet_files, read_manifest
+from .schema import ARROW_SCHEMA, OBJECT_FIELDS, SCHEMA_VERSION, SPLITS, TASKS
+from .taxonomy import NOT_ANNOTATED, load_taxonomy
+
+MAX_PROBLEMS_PER_KIND = 20
+
+
+@dataclass
+class ValidationReport:
+    rows: int = 0
+    files: int = 0
+    problems: list[str] = field(default_factory=list)
+    counts_by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, kind: str, msg: str) -> None:
+        self.counts_by_kind[kind] += 1
+        if self.counts_by_kind[kind] <= MAX_PROBLEMS_PER_KIND:
+            self.problems.append(f"[{kind}] {msg}")
+
+    def summary(self) -> str:
+        head = f"{self.rows} rows in {self.files} shards: " + ("OK" if self.ok else f"{sum(self.counts_by_kind.values())} problems")
+        lines = [head]
+        for kind, n in sorted(self.counts_by_kind.items()):
+            lines.append(f"  {kind}: {n}")
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def check_row(row: dict, shard_split: Optional[str] = None) -> list[tuple[str, str]]:
+    """All problems of one row as ``(kind, message)`` pairs (empty when valid)."""
+    tax = load_taxonomy()
+    sid = row.get("sample_id", "?")
+    out: list[tuple[str, str]] = []
+
+    def bad(kind: str, msg: str) -> None:
+        out.append((kind, f"{sid}: {msg}"))
+
+    W, H = row["width"], row["height"]
+    if row["split"] not in SPLITS:
+        bad("split", f"invalid split {row['split']!r}")
+    elif shard_split and row["split"] != shard_split:
+        bad("split", f"row split {row['split']!r} stored in a {shard_split!r} shard")
+    img = row.get("image") or {}
+    try:
+        im = decode(img["bytes"])
+        if im.size != (W, H):
+            bad("image", f"image is {im.size[0]}x{im.size[1]}, row says {W}x{H}")
+    except Exception as e:  # noqa: BLE001 - any decode failure is a finding
+        bad("image", f"image does not decode ({type(e).__name__}: {e})")
+    if len(row.get("image_sha256", "")) != 64:
+        bad("image", "image_sha256 missing or malformed")
+    for t in row["tasks"]:
+        if t not in TASKS:
+            bad("tasks", f"unknown task {t!r}")
+    if row["label"] and not tax.is_known_label(row["label"]):
+        bad("label", f"label {row['label']!r} not in taxonomy")
+    if "classification" in row["tasks"] and not row["label"]:
+        bad("tasks", "classification task without a label")
+    _check_attrs(row["attributes"], tax, lambda m: bad("attributes", m))
+    objs = row["objects"]
+    n = len(objs["category"])
+    for f in OBJECT_FIELDS:
+        if len(objs[f]) != n:
+            bad("objects", f"objects.{f} has {len(objs[f])} entries, objects.category has {n}")
+            return out
+    if "detection" in row["tasks"] and n == 0:
+        pass  # an image with no annotated object is a valid negative
+    for i in range(n):
+        box = objs["bbox"][i]
+        if not np.all(np.isfinite(box)) or not box_inside(box, W, H):
+            bad("bbox", f"object {i} box {list(box)} outside the {W}x{H} image")
+        if not tax.is_known_label(objs["category"][i]):
+            bad("label", f"object {i} category {objs['category'][i]!r} not in taxonomy")
+        if objs["bbox_source"][i] not in ("annotated", "from_mask", "from_point"):
+            bad("objects", f"object {i} bbox_source {objs['bbox_source'][i]!r}")
+        if objs["mask_rle"][i]:
+            try:
+                decode_rle(objs["mask_rle"][i], H, W)
+            except Exception as e:  # noqa: BLE001
+                bad("mask", f"object {i} RLE does not decode at {W}x{H} ({e})")
+        _check_attrs(objs["attributes"][i], tax, lambda m, i=i: bad("attributes", f"object {i}: {m}"))
+    sm = row.get("semantic_mask")
+    if sm and sm.get("bytes"):
+        try:
+            arr = decode_semantic(sm["bytes"])
+            if arr.shape != (H, W):
+                bad("mask", f"semantic mask is {arr.shape[1]}x{arr.shape[0]}, image is {W}x{H}")
+            if arr.size and int(arr.max()) >= len(row["mask_classes"]):
+                bad("mask", f"semantic mask value {int(arr.max())} but only {len(row['mask_classes'])} mask_classes")
+        except Exception as e:  # noqa: BLE001
+            bad("mask", f"semantic mask does not decode ({e})")
+        for c in row["mask_classes"]:
+            if c not in tax.mask_classes:
+                bad("mask", f"mask class {c!r} not in taxonomy")
+    elif "segmentation" in row["tasks"] and not any(objs["mask_rle"]):
+        bad("tasks", "segmentation task without any mask")
+    return out
+
+
+def _check_attrs(attrs, tax, report) -> None:
+    for a in attrs or []:
+        info = tax.attributes.get(a["name"])
+        if info is None:
+            report(f"attribute {a['name']!r} not in taxonomy")
+        elif a["value"] != NOT_ANNOTATED and a["value"] not in info.values:
+            report(f"attribute {a['name']}={a['value']!r} not an allowed value")
+
+
+def _check_batch(args: tuple[list[dict], str]) -> list[tuple[str, str]]:
+    rows, split = args
+    res = []
+    for r in rows:
+        res.extend(check_row(r, split))
+    return res
+
+
+def _row_batches(files: list[Path], report: ValidationReport) -> Iterator[tuple[list[dict], str, Path]]:
+    for f in files:
+        report.files += 1
+        try:
+            pf = pq.ParquetFile(f)
+        except Exception as e:  # noqa: BLE001
+            report.add("file", f"{f}: not a readable Parquet file ({e})")
+            continue
+        if not pf.schema_arrow.remove_metadata().equals(ARROW_SCHEMA.remove_metadata()):
+            report.add("schema", f"{f}: schema differs from the unified schema {SCHEMA_VERSION}")
+            continue
+        version = (pf.schema_arrow.metadata or {}).get(b"unihema_schema_version", b"").decode()
+        if version != SCHEMA_VERSION:
+            report.add("schema", f"{f}: schema version {version or '(none)'} != {SCHEMA_VERSION}")
+        split = f.name.split("-", 1)[0]
+        for i in range(pf.num_row_groups):
+            yield pf.read_row_group(i).to_pylist(), split, f
+
+
+def validate(out: Path | str, num_proc: int = 1) -> ValidationReport:
+    out = Path(out)
+    report = ValidationReport()
+    files = all_parquet_files(out)
+    if not files:
+        report.add("file", f"{out}: no Parquet shards under data/")
+        return report
+    manifest = read_manifest(out)
+    kinds = {s: m.get("kind", "source") for s, m in manifest["sources"].items()}
+    split_of_sha: dict[str, tuple[str, str]] = {}
+    ids: set[str] = set()
+
+    def bookkeeping(rows: list[dict], f: Path) -> None:
+        source_kind = kinds.get(f.parent.name, "source")
+        for r in rows:
+            report.rows += 1
+            if r["sample_id"] in ids:
+                report.add("duplicate", f"{r['sample_id']}: sample_id appears twice")
+            ids.add(r["sample_id"])
+            prev = split_of_sha.get(r["image_sha256"])
+            if prev is None:
+                split_of_sha[r["image_sha256"]] = (r["sample_id"], r["split"])
+            elif prev[1] != r["split"]:
+                report.add("leak", f"{r['sample_id']} ({r['split']}) has the same image bytes as {prev[0]} ({prev[1]})")
+            if r["source"] != f.parent.name and source_kind == "source":
+                report.add("source", f"{r['sample_id']}: source {r['source']!r} stored under data/{f.parent.name}")
+
+    batches = _row_batches(files, report)
+    if num_proc <= 1:
+        for rows, split, f in batches:
+            bookkeeping(rows, f)
+            for kind, msg in _check_batch((rows, split)):
+                report.add(kind, msg)
+        return report
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with mp.get_context(method).Pool(num_proc) as pool:
+        pending = []
+        for rows, split, f in batches:
+            bookkeeping(rows, f)
+            pending.append(pool.apply_async(_check_batch, ((rows, split),)))
+            while len(pending) >= 2 * num_proc:
+                for kind, msg in pending.pop(0).get():
+                    report.add(kind, msg)
+        for p in pending:
+            for kind, msg in p.get():
+                report.add(kind, msg)
+    return report
