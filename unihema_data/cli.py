@@ -198,14 +198,17 @@ def _register_optional() -> None:
     """Commands living in their own packages (fetch, generate) register here when present."""
     import importlib.util
 
-    def present(pkg: str) -> bool:
-        return importlib.util.find_spec(f"{__package__}.{pkg}") is not None
+    def present(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(f"{__package__}.{module}") is not None
+        except ModuleNotFoundError:  # the parent package is absent
+            return False
 
-    if present("fetch"):
+    if present("fetch.cli"):
         from .fetch.cli import fetch_command
 
         app.command("fetch")(fetch_command)
-    if present("textsets"):
+    if present("textsets.cli"):
         from .textsets.cli import generate_app
 
         app.add_typer(generate_app, name="generate")

@@ -172,7 +172,8 @@ def fingerprint(adapter: Adapter, root: Path, entry_json: str, options: ConvertO
                          entry_json, tax_sha]).encode())
     for p in adapter.input_files(root):
         st = p.stat()
-        h.update(f"{p.relative_to(root).as_posix()}\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
+        rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.resolve().as_posix()
+        h.update(f"{rel}\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
