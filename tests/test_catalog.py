@@ -91,7 +91,7 @@ def test_wbcatt_pinned_checksums_match_real_sample(catalog):
 def test_text_sets_are_generated_entries(catalog):
     for sid, task in (("wbcatt_vqa", "vqa"), ("leukemiaattri_mlm", "mlm")):
         e = catalog.get(sid)
-        assert e.tasks == [task] and e.access == "github" and e.files == [] and e.in_paper
+        assert e.tasks == [task] and e.access == "derived" and e.files == [] and e.in_paper and e.derived_from
         assert "unihema-data generate" in (e.notes or "")
 
 

@@ -2,8 +2,19 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from unihema_model import UniHemaConfig, UniHemaModel
+
+
+@pytest.fixture(autouse=True)
+def _single_torch_thread():
+    """Tiny models are latency-bound: one intra-op thread is faster and robust to a busy CPU."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 RELEASED_SWITCHES = {
     "use_dn": (True, False),

@@ -16,7 +16,8 @@ Conventions
   ``figshare``, ``mendeley`` (resolved through the host's public API from ``record``),
   ``github`` (repository archive or release asset), ``gdrive`` (public Google Drive
   link), ``kaggle`` (user's own credentials), ``tcia`` and ``manual`` (behind a login,
-  request form or licence click-through; ``manual_instructions`` says what to do).
+  request form or licence click-through; ``manual_instructions`` says what to do) and ``derived``
+  (built locally by ``unihema-data generate`` from the sources in ``derived_from``; nothing to fetch).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 CATALOG_PATH = Path(__file__).resolve().parent.parent / "catalog.yaml"
 
 TASKS = ("detection", "segmentation", "classification", "attributes", "vqa", "mlm", "caption")
-ACCESS_KINDS = ("http", "zenodo", "figshare", "mendeley", "github", "gdrive", "kaggle", "tcia", "manual")
+ACCESS_KINDS = ("http", "zenodo", "figshare", "mendeley", "github", "gdrive", "kaggle", "tcia", "manual", "derived")
 ARCHIVE_KINDS = ("auto", "zip", "tar", "tar.gz", "tar.bz2", "tar.xz", "gz", "rar", "7z", "none")
 GRANULARITIES = ("single_cell", "field_of_view", "mixed")
 ADAPTER_STATUS = ("implemented", "planned", "not_possible")
@@ -109,6 +110,7 @@ class DatasetEntry(_Strict):
     access: str
     record: Optional[str] = Field(default=None, description="host record id / DOI / owner/repo[@ref] / kaggle slug")
     manual_instructions: Optional[str] = None
+    derived_from: list[str] = Field(default_factory=list, description="parent source ids of a derived set")
     files: list[FileSpec] = Field(default_factory=list)
     tasks: list[str]
     disease: list[str]
@@ -164,6 +166,10 @@ class DatasetEntry(_Strict):
     def _consistency(self) -> "DatasetEntry":
         if self.access == "manual" and not self.manual_instructions:
             raise ValueError("access 'manual' needs manual_instructions")
+        if (self.access == "derived") != bool(self.derived_from):
+            raise ValueError("access 'derived' and derived_from (the parent source ids) go together")
+        if self.access == "derived" and self.files:
+            raise ValueError("a derived set has no files to fetch")
         names = [f.name for f in self.files]
         if len(names) != len(set(names)):
             raise ValueError(f"duplicate file names in files: {names}")
@@ -192,6 +198,11 @@ class Catalog(_Strict):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"duplicate dataset ids: {dup}")
+        known = set(ids)
+        for d in self.datasets:
+            missing = [p for p in d.derived_from if p not in known]
+            if missing:
+                raise ValueError(f"dataset {d.id!r}: derived_from names unknown ids {missing}")
         return self
 
     def get(self, dataset_id: str) -> DatasetEntry:

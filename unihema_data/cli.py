@@ -127,6 +127,8 @@ def _print_reports(reports) -> None:
         t.add_row(r.source, r.status, *(str(r.counts.get(s, 0)) for s in ("train", "validation", "test")),
                   str(r.duplicates), ", ".join(f"{k}={v}" for k, v in sorted(r.flags.items())) or "-", f"{r.seconds:.1f}")
     console.print(t)
+    for r in reports:
+        console.print(f"{r.source}: {r.status} ({r.total} images from {r.root})", markup=False, soft_wrap=True)
 
 
 @app.command("validate")

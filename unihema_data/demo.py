@@ -2,7 +2,8 @@
 
 Writes ``OUT/raw/<id>/`` with each registered adapter's fake generator (VOC detection, YOLO with
 attributes, mask segmentation, class folders, attribute CSVs...), converts them into
-``OUT/dataset``, validates every row and prints per-source counts.
+``OUT/dataset``, generates the verified text sets (WBCAtt-VQA, WBCAtt captions,
+LeukemiaAttri-MLM), validates every row and prints per-source counts. Reruns are no-ops.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from rich.table import Table
 from .adapters import adapter_ids, get_adapter
 from .convert import ConvertOptions, convert
 from .stats import compute_stats
+from .textsets.writer import TEXTSETS, generate
 from .validate import validate
 
 
@@ -30,12 +32,17 @@ def run_demo(out: Path, num_proc: int = 2, console: Console | None = None) -> bo
         if not (target / ".fake-complete").exists():
             truth = get_adapter(sid).fake(target, seed=0)
             (target / ".fake-complete").write_text(f"{truth.num_images}\n")
-    console.print(f"[bold]1/3[/bold] synthetic native copies of {len(ids)} sources under {raw}")
+    console.print(f"[bold]1/4[/bold] synthetic native copies of {len(ids)} sources under {raw}")
     reports = convert(ids, raw, dataset, ConvertOptions(num_proc=num_proc, progress=False))
-    console.print(f"[bold]2/3[/bold] converted into {dataset} "
+    console.print(f"[bold]2/4[/bold] converted into {dataset} "
                   f"({sum(r.total for r in reports)} images, {sum(r.status == 'up_to_date' for r in reports)} already up to date)")
+    texts = [generate(ts, dataset) for ts, spec in TEXTSETS.items() if spec.parent in ids]
+    console.print("[bold]3/4[/bold] text sets: " + ", ".join(
+        f"{r.textset} {r.total} rows ({sum(r.rejections.values())} rejected by the verifier)" for r in texts))
+    ids = ids + [r.textset for r in texts]
     rep = validate(dataset, num_proc=num_proc)
-    console.print(f"[bold]3/3[/bold] validate: {rep.summary()}", markup=False)
+    console.print("[bold]4/4[/bold] validate: ", end="")
+    console.print(rep.summary(), markup=False)
     st = compute_stats(dataset).as_dict()
     t = Table(title=f"UniHema demo corpus ({time.perf_counter() - t0:.1f} s)")
     for col in ("source", "tasks", "train", "validation", "test", "objects", "labels"):

@@ -72,7 +72,7 @@ def fetch_command(
         raise typer.Exit(130)
     if dry_run:
         return
-    done = [r.id for r in results if r.state in ("complete", "up-to-date")]
+    done = [r.id for r in results if r.state in ("complete", "up-to-date", "derived")]
     failed = [r.id for r in results if r.state == "failed"]
     manual = [r.id for r in results if r.state == "manual"]
     parts = [f"{len(done)} complete"]

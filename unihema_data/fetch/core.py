@@ -43,7 +43,7 @@ REGISTERED_NAME = "registered-checksums.yaml"
 @dataclass
 class SourceResult:
     id: str
-    state: str  # "complete" | "up-to-date" | "failed" | "manual" | "dry-run"
+    state: str  # "complete" | "up-to-date" | "failed" | "manual" | "dry-run" | "derived"
     errors: list[str] = field(default_factory=list)
     manual_missing: list[str] = field(default_factory=list)
     registered: dict[str, dict] = field(default_factory=dict)
@@ -127,8 +127,16 @@ class Fetcher:
             sha = sha or rec.get("sha256")
         return size, sha, rec
 
+    def _derived(self, entry: DatasetEntry) -> SourceResult:
+        parents = ", ".join(entry.derived_from)
+        self.log(f"{entry.id}: nothing to fetch: built by `unihema-data generate` from {parents} "
+                 f"(fetch and convert those: unihema-data fetch {' '.join(entry.derived_from)})")
+        return SourceResult(entry.id, "derived")
+
     def _dry_run(self, entry: DatasetEntry, lock: LockFile) -> SourceResult:
         sid = entry.id
+        if entry.access == "derived":
+            return self._derived(entry)
         marker = _read_json(self.raw_dir(sid) / MARKER_NAME)
         if marker and marker.get("fingerprint") == fingerprint(entry):
             self.log(f"{sid}: complete, nothing would be fetched")
@@ -159,6 +167,8 @@ class Fetcher:
 
     def _fetch_one(self, entry: DatasetEntry, lock: LockFile) -> SourceResult:
         sid = entry.id
+        if entry.access == "derived":
+            return self._derived(entry)
         raw = self.raw_dir(sid)
         marker_path = raw / MARKER_NAME
         fp = fingerprint(entry)
@@ -358,6 +368,10 @@ class Fetcher:
         rows = []
         for sid in ids:
             entry = self.catalog.get(sid)
+            if entry.access == "derived":
+                rows.append(StatusRow(sid, entry.access, "derived", 0, 0,
+                                      f"built by unihema-data generate from {', '.join(entry.derived_from)}"))
+                continue
             raw = self.raw_dir(sid)
             marker = _read_json(raw / MARKER_NAME)
             recorded = lock.data["sources"].get(sid, {}).get("files", {})
