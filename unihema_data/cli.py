@@ -111,7 +111,7 @@ def convert_cmd(
         except ConversionError as e:
             err.print(f"[red]conversion failed:[/red] {e}\n{out} was left unchanged for that source.")
             raise typer.Exit(1)
-    _print_reports(reports)
+    _print_reports(reports, out)
 
 
 def _progress() -> Progress:
@@ -119,7 +119,7 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err, transient=True)
 
 
-def _print_reports(reports) -> None:
+def _print_reports(reports, out: Path) -> None:
     t = Table(title="conversion")
     for col in ("source", "status", "train", "validation", "test", "duplicates", "qc flags", "seconds"):
         t.add_column(col)
@@ -129,6 +129,9 @@ def _print_reports(reports) -> None:
     console.print(t)
     for r in reports:
         console.print(f"{r.source}: {r.status} ({r.total} images from {r.root})", markup=False, soft_wrap=True)
+        for ts in r.stale_textsets:
+            err.print(f"note: text set {ts} was built from the previous {r.source}; rebuild it with "
+                      f"`unihema-data generate {ts.rsplit('_', 1)[-1]} --from {out}`", markup=False, soft_wrap=True)
 
 
 @app.command("validate")

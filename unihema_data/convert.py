@@ -60,6 +60,7 @@ class SourceReport:
     moved: int = 0
     flags: dict[str, int] = field(default_factory=dict)
     root: str = ""
+    stale_textsets: list[str] = field(default_factory=list)  # derived sets to regenerate
 
     @property
     def total(self) -> int:
@@ -161,6 +162,8 @@ def convert_source(
     }
     write_manifest(out, manifest)
     write_card(out)
+    report.stale_textsets = sorted(k for k, m in manifest["sources"].items()
+                                   if m.get("kind") == "textset" and m.get("parent") == sid)
     return report
 
 
