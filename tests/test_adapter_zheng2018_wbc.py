@@ -146,15 +146,30 @@ def test_mask_size_mismatch(fake):
     assert "003.png" in str(ei.value) and "mask is 12x10 but image is 30x30" in str(ei.value)
 
 
-def test_mask_value_outside_levels(fake):
-    _, truth, tmp = fake
-    p = truth.root / "Dataset 2" / "001.png"
+def test_stray_mask_values_snap_to_nearest_level_and_are_flagged(fake, monkeypatch):
+    """The full release has brush-edge values (e.g. 2, 7, 25) in five masks: snapped + flagged.
+    With snapping off (any other source) the same value is an error naming the file."""
+    adapter, truth, tmp = fake
+    p = truth.root / "Dataset 2" / "002.png"
     m = np.asarray(Image.open(p)).copy()
-    m[0, 0] = 77
+    m[0, 0], m[0, 1] = 77, 200  # -> 128 (cytoplasm), 255 (nucleus)
     Image.fromarray(m).save(p)
+    _convert(tmp / "raw", tmp / "out")
+    import pyarrow.parquet as pq
+    from unihema_data.masks import decode_semantic
+    from unihema_data.outdir import all_parquet_files
+
+    rows = [r for f in all_parquet_files(tmp / "out") for r in pq.read_table(f).to_pylist()
+            if r["sample_id"].endswith("Dataset 2/002.bmp")]
+    (row,) = rows
+    idx = decode_semantic(row["semantic_mask"]["bytes"])
+    assert row["mask_classes"][idx[0, 0]] == "cytoplasm" and row["mask_classes"][idx[0, 1]] == "nucleus"
+    assert "mask_stray_pixels:2" in row["qc_flags"]
+    monkeypatch.setattr(type(adapter), "mask_snap_stray_values", False)
     with pytest.raises(ConversionError) as ei:
-        _convert(tmp / "raw", tmp / "out")
-    assert "001.png" in str(ei.value) and "unexpected mask value 77" in str(ei.value)
+        _convert(tmp / "raw", tmp / "out2")
+    # the fake's own quirky mask (Dataset 2/001.png, values 2, 7, 25, 140) is met first
+    assert "Dataset 2/001.png" in str(ei.value) and "unexpected mask value(s) [2, 7, 25, 140]" in str(ei.value)
 
 
 def test_readme_preview_images_ignored(fake):

@@ -119,6 +119,7 @@ def convert_source(
         box_format=adapter.box_format.value if adapter.box_format else None,
         adapter_tasks=tuple(adapter.tasks),
         mask_class_order=_mask_class_order(adapter, tax),
+        mask_snap_stray_values=adapter.mask_snap_stray_values,
         seed=options.seed,
         taxonomy_path=options.taxonomy_path,
     )

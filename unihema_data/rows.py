@@ -40,6 +40,7 @@ class SourceContext:
     box_format: Optional[str] = None
     adapter_tasks: tuple[str, ...] = ()
     mask_class_order: tuple[str, ...] = ()
+    mask_snap_stray_values: bool = False
     seed: int = DEFAULT_SEED
     taxonomy_path: Optional[str] = None
     extra: dict = field(default_factory=dict)
@@ -146,7 +147,7 @@ def build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
 
     # semantic segmentation
     if sample.semantic_mask is not None:
-        row["semantic_mask"], row["mask_classes"] = _semantic(sample, ctx, tax, where, W, H)
+        row["semantic_mask"], row["mask_classes"] = _semantic(sample, ctx, tax, where, W, H, flags)
         tasks.append("segmentation")
     elif has_mask:
         tasks.append("segmentation")
@@ -166,7 +167,7 @@ def _map_attrs(tax, source: str, attrs: dict[str, Any], where: str) -> dict[str,
     return out
 
 
-def _semantic(sample: RawSample, ctx: SourceContext, tax, where: str, W: int, H: int):
+def _semantic(sample: RawSample, ctx: SourceContext, tax, where: str, W: int, H: int, qc_flags: list[str]):
     mask_name = str(sample.semantic_mask) if not isinstance(sample.semantic_mask, np.ndarray) else where
     try:
         native = mask_codec.read_native_mask(sample.semantic_mask, mask_name)
@@ -178,11 +179,20 @@ def _semantic(sample: RawSample, ctx: SourceContext, tax, where: str, W: int, H:
         )
     classes = list(ctx.mask_class_order)
     lut: dict[int, int] = {}
+    stray = [int(v) for v in np.unique(native).tolist() if int(v) not in sample.mask_values]
+    if stray and not ctx.mask_snap_stray_values:
+        raise RowError(
+            f"{ctx.source}: {mask_name}: unexpected mask value(s) {stray} (expected one of {sorted(sample.mask_values)})"
+        )
+    if stray:  # documented source quirk: snap to the nearest declared value, and say so
+        levels = np.array(sorted(sample.mask_values))
+        n = int(np.isin(native, stray).sum())
+        snapped = levels[np.abs(levels[None, :] - np.array(stray)[:, None]).argmin(axis=1)]
+        remap = np.arange(max(int(native.max()), int(levels.max())) + 1)
+        remap[stray] = snapped
+        native = remap[native]
+        qc_flags.append(f"mask_stray_pixels:{n}")
     for v in np.unique(native).tolist():
-        if int(v) not in sample.mask_values:
-            raise RowError(
-                f"{ctx.source}: {mask_name}: unexpected mask value {v} (expected one of {sorted(sample.mask_values)})"
-            )
         canon = tax.map_mask_class(ctx.source, sample.mask_values[int(v)], file=mask_name)
         if canon not in classes:
             classes.append(canon)

@@ -142,6 +142,10 @@ class Adapter(abc.ABC):
     #: semantic masks: native pixel value -> native class name (mapped through the taxonomy's
     #: ``sources.<id>.mask_classes``); the order of first appearance fixes ``mask_classes``
     mask_values: ClassVar[dict[int, str]] = {}
+    #: semantic masks whose annotation tool left stray pixel values (anti-aliasing, brush edges):
+    #: when True the core snaps a value outside ``mask_values`` to the nearest declared value and
+    #: flags the row ``mask_stray_pixels:<n>``; when False (default) such a value is an error
+    mask_snap_stray_values: ClassVar[bool] = False
 
     # ---------------------------------------------------------------- layout discovery
     def is_root(self, path: Path) -> bool:

@@ -18,7 +18,12 @@ Conventions:
   ``image ID`` is the integer ``NNN`` without zero padding.
 * Mask pixel values (native classes, mapped by ``taxonomy.yaml`` ``sources.zheng2018_wbc.mask_classes``):
   ``0`` = ``background`` (red cells included), ``128`` = ``cytoplasm``, ``255`` = ``nucleus``.
-  The core rejects any other value and any mask whose size differs from its image, naming the file.
+  Five masks of the full release (``Dataset 2/034.png``, ``035``, ``047``, ``050``, ``076``) also
+  hold a few stray values (2, 3, 7, 9, 24, 25, 37, 42, 44, 45, 50: 1-179 pixels each, brush
+  edges of the annotation tool; found by converting the full repository). They are snapped to
+  the nearest declared level (all to background) and the row is flagged
+  ``mask_stray_pixels:<n>`` (``mask_snap_stray_values``); any mask whose size differs from its
+  image is an error naming the file.
 * Label: the verbatim CSV class code ``"1"``..``"5"`` (1 neutrophil, 2 lymphocyte, 3 monocyte,
   4 eosinophil, 5 basophil per the README); the taxonomy's ``labels`` table maps the codes.
 * ``subset`` = the folder name, ``"Dataset 1"`` or ``"Dataset 2"`` (two different acquisitions;
@@ -75,10 +80,11 @@ def labels_csv_name(subset: str) -> str:
 
 class Zheng2018WBCAdapter(Adapter):
     id = "zheng2018_wbc"
-    version = "1"
     tasks = ("segmentation", "classification")
     markers = ("Dataset */*.bmp", "Class Labels of Dataset *.csv")
     mask_values = dict(MASK_VALUES)
+    mask_snap_stray_values = True
+    version = "2"
 
     # ---------------------------------------------------------------- layout
     def subsets(self, root: Path) -> list[str]:
@@ -169,7 +175,12 @@ class Zheng2018WBCAdapter(Adapter):
                 im = syn.single_cell(size, "wbc", seed * 100 + i + size)
                 (folder / f"{stem}.bmp").write_bytes(syn.encode(im, "BMP"))
                 mask = _fake_mask(size, rng)
-                Image.fromarray(mask, mode="L").save(folder / f"{stem}.png")
+                native = mask.copy()
+                if subset == "Dataset 2" and i == 1:  # the real quirk: stray brush-edge values
+                    native[0, :3] = (2, 7, 25)
+                    native[-1, -1] = 140  # snaps to cytoplasm (128)
+                    mask[-1, -1] = 128
+                Image.fromarray(native, mode="L").save(folder / f"{stem}.png")
                 rows.append((i, code))
                 rel = f"{subset}/{stem}.bmp"
                 truth[rel] = FakeSample(rel_path=rel, label=str(code), semantic_mask=mask)

@@ -1,0 +1,48 @@
+"""Smoke test of the conversion benchmarks: the scripts run end to end on a tiny corpus and write a
+results table. No timing assertions (timings on CI machines mean nothing)."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+
+
+def test_make_voc_corpus_layout_distinct_and_deterministic(tmp_path):
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, str(BENCH / "make_voc_corpus.py"), str(tmp_path / name), "--n", "6",
+                        "--seed", "3"], check=True, capture_output=True, cwd=REPO)
+    root = tmp_path / "a" / "BCCD"
+    jpgs = sorted((root / "JPEGImages").glob("*.jpg"))
+    xmls = sorted((root / "Annotations").glob("*.xml"))
+    assert [p.stem for p in jpgs] == [p.stem for p in xmls] and len(jpgs) == 6
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in jpgs]
+    assert len(set(digests)) == 6, "every image must have distinct bytes (convert deduplicates)"
+    assert all(30_000 < p.stat().st_size < 150_000 for p in jpgs)
+    listed = sum(len((root / "ImageSets" / "Main" / f"{s}.txt").read_text().split()) for s in ("train", "val", "test"))
+    assert listed == 6
+    again = [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "b" / "BCCD" / "JPEGImages").glob("*.jpg"))]
+    assert again == digests, "same seed must give the same corpus"
+
+
+def test_bench_convert_writes_table(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_convert.py"), "--n", "10", "--peers", "copy,unihema", "--extras", "",
+         "--repeats", "1", "--no-warmup", "--num-proc", "1", "--workdir", str(tmp_path / "work"),
+         "--results", str(results)],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = results.read_text()
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "copy" in rows and "unihema" in rows
+    for peer in ("copy", "unihema"):
+        cells = [c.strip() for c in rows[peer].split("|")[1:-1]]
+        assert cells[2] != "FAILED" and float(cells[2]) > 0  # wall seconds
+    assert "## Targets" in text and "within 2× of `shutil.copytree`" in text
+    assert "--peers copy,unihema" in text  # the exact command is recorded
+    assert "## Failures" not in text
