@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 from torch import nn
 
@@ -18,15 +17,6 @@ from unihema_model.denoising import build_dn_attention_mask, prepare_contrastive
 from unihema_model.losses import dice_loss, morphology_loss, sigmoid_focal_loss, weighted_sum
 from unihema_model.matcher import HungarianMatcher
 from unihema_model.testing import synthetic_task_batches
-
-
-@pytest.fixture(autouse=True)
-def _single_torch_thread():
-    """Tiny models are latency-bound: one intra-op thread is faster and robust to a busy CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_dn_attention_mask_isolates_groups_and_matching_queries():

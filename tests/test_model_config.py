@@ -7,15 +7,6 @@ import torch
 from unihema_model import UniHemaConfig, UniHemaModel
 
 
-@pytest.fixture(autouse=True)
-def _single_torch_thread():
-    """Tiny models are latency-bound: one intra-op thread is faster and robust to a busy CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 RELEASED_SWITCHES = {
     "use_dn": (True, False),
     "cmf_order": ("text_first", "image_first"),
@@ -72,7 +63,6 @@ def test_config_round_trip_and_validation(tmp_path):
 
 
 def test_released_code_switches_build_and_run_tiny():
-    import torch
 
     from unihema_model.testing import synthetic_task_batches
 
@@ -101,7 +91,6 @@ def test_released_code_switches_build_and_run_tiny():
     ],
 )
 def test_architecture_switches_train_end_to_end(overrides):
-    import torch
 
     from unihema_model.testing import synthetic_task_batches
 

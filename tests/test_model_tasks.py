@@ -10,15 +10,6 @@ from unihema_model import UniHemaConfig, UniHemaModel, post_process_detection, t
 from unihema_model.testing import synthetic_task_batches
 
 
-@pytest.fixture(autouse=True)
-def _single_torch_thread():
-    """Tiny models are latency-bound: one intra-op thread is faster and robust to a busy CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 ALL_TASKS = ("detection", "attributes", "segmentation", "classification", "vqa", "mlm")
 
 

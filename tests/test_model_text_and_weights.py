@@ -1,7 +1,6 @@
 """Text helpers with an offline tokenizer, Auto-class loading, and local-only pretrained weight loading."""
 from __future__ import annotations
 
-import pytest
 import torch
 from transformers import AutoModel, ByT5Tokenizer, ResNetBackbone, T5ForConditionalGeneration
 
@@ -14,15 +13,6 @@ from unihema_model import (
     load_pretrained_parts,
     text_task_batch,
 )
-
-
-@pytest.fixture(autouse=True)
-def _single_torch_thread():
-    """Tiny models are latency-bound: one intra-op thread is faster and robust to a busy CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_prompts_follow_the_paper_prefixes():

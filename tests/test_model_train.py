@@ -19,15 +19,6 @@ from unihema_model.train import load_recipe, main
 from unihema_model.text import build_prompt
 
 
-@pytest.fixture(autouse=True)
-def _single_torch_thread():
-    """Tiny models are latency-bound: one intra-op thread is faster and robust to a busy CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 RECIPE = """
 model:
   preset: tiny

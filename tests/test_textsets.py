@@ -18,9 +18,7 @@ from unihema_data.outdir import read_manifest, source_files
 from unihema_data.textsets import GenerateOptions, TextsetError, generate
 from unihema_data.textsets import caption as caption_mod
 from unihema_data.textsets import mlm as mlm_mod
-from unihema_data.textsets import vqa as vqa_mod
 from unihema_data.textsets.common import truth_of
-from unihema_data.textsets.verify import verify_answer
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 TEXT_COLS = ["sample_id", "split", "source", "tasks", "prompt", "question", "answer", "masked_text", "target_text",

@@ -11,7 +11,7 @@ from unihema_data.taxonomy import NOT_ANNOTATED, load_taxonomy
 from unihema_data.textsets import caption, mlm, vqa
 from unihema_data.textsets.common import negatives, source_values, truth_of
 from unihema_data.textsets.lexicon import CELL_TYPE, CELL_TYPE_WORDS, FRAMES, QUESTION_NOUNS, SINGLE_FRAMES
-from unihema_data.textsets.templates import OPEN_QUESTIONS, frame_usable, render_frame
+from unihema_data.textsets.templates import OPEN_QUESTIONS, frame_usable
 from unihema_data.textsets.verify import (
     CellTruth, parse, question_attributes, unmask, verify_answer, verify_fov, verify_question, verify_statement,
 )

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from .common import Truth, pick, truth_of
+from .common import pick, truth_of
 from .lexicon import CELL_TYPE, location_name
 from .templates import CELL_ORDER, CYTO_ORDER, FOV_CELL, FOV_CELL_BARE, FOV_COUNTS, describe_items, join_list, phrase_for
 from .verify import MLM_PREFIX, SENTINEL, CellTruth, parse, unmask, verify_fov

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Iterable, Mapping, Optional
 
 from .lexicon import (
-    ATTRIBUTE_NOUNS, CELL_TYPE, FRAMES, GENERIC_WORDS, LOCATIONS, NEGATIONS, QUESTION_NOUNS, Frame,
+    ATTRIBUTE_NOUNS, FRAMES, GENERIC_WORDS, LOCATIONS, NEGATIONS, QUESTION_NOUNS, Frame,
 )
 
 _B = r"(?<![\w-])"

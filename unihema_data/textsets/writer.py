@@ -31,7 +31,7 @@ from . import vqa as vqa_mod
 from .common import rng_for, truth_of
 from .lexicon import CELL_TYPE
 from .paraphrase import LocalParaphraser, Paraphrase, model_fingerprint, try_paraphrase
-from .verify import MLM_PREFIX, VQA_PREFIX, verify_answer, verify_question
+from .verify import VQA_PREFIX, verify_answer, verify_question
 
 GENERATOR_VERSION = "1"
 
