@@ -47,6 +47,25 @@ def build_configs(out: Path) -> list[dict]:
     return configs
 
 
+_TASK_CATEGORIES = {
+    "detection": "object-detection", "segmentation": "image-segmentation", "classification": "image-classification",
+    "attributes": "image-classification", "vqa": "visual-question-answering", "mlm": "fill-mask",
+    "caption": "image-to-text",
+}
+
+
+def _task_categories(manifest: dict) -> list[str]:
+    """Hub task categories of the sources present (catalog tasks; text sets by their task)."""
+    catalog = load_catalog()
+    tasks: list[str] = []
+    for sid, m in sorted(manifest["sources"].items()):
+        if m.get("task"):
+            tasks.append(m["task"])
+        elif sid in catalog.ids():
+            tasks.extend(catalog.get(sid).tasks)
+    return sorted({_TASK_CATEGORIES[t] for t in tasks if t in _TASK_CATEGORIES})
+
+
 def render_card(out: Path) -> str:
     out = Path(out)
     manifest = read_manifest(out)
@@ -57,7 +76,7 @@ def render_card(out: Path) -> str:
         "configs": build_configs(out),
         "license": licenses[0].lower() if len(licenses) == 1 and licenses[0] not in ("other", "unknown") else "other",
         "tags": ["hematology", "microscopy", "blood-cells", "unihema", "medical"],
-        "task_categories": ["object-detection", "image-segmentation", "image-classification", "visual-question-answering"],
+        "task_categories": _task_categories(manifest),
         "pretty_name": "UniHema unified hematology corpus",
     }
     lines = ["---", yaml.safe_dump(header, sort_keys=False).rstrip(), "---", "",

@@ -87,7 +87,8 @@ def info_cmd(dataset_id: str, as_json: bool = typer.Option(False, "--json")) -> 
 @app.command("convert")
 def convert_cmd(
     ids: List[str] = typer.Argument(..., help="source dataset ids"),
-    raw_dir: Path = typer.Option(..., "--raw-dir", help="folder holding the native layouts (raw/<id>/ or the layout itself)"),
+    raw_dir: Path = typer.Option(Path("unihema_work") / "raw", "--raw-dir",
+                                 help="folder holding the native layouts (<id>/ subfolders, as `fetch --root R` makes in R/raw, or the layout itself)"),
     out: Path = typer.Option(..., "--out", help="Hub-layout output folder"),
     num_proc: int = typer.Option(max(1, min(4, os.cpu_count() or 1)), "--num-proc", min=1),
     max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help="convert only the first N images"),
