@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from unihema_data.adapters import _synthetic as syn  # noqa: E402
-from unihema_data.formats.voc import VocObject, write_voc  # noqa: E402
+from unihema_data.adapters import _synthetic as syn
+from unihema_data.formats.voc import VocObject, write_voc
 
 W, H = 640, 480
 NAMES = {"wbc": "WBC", "rbc": "RBC", "platelet": "Platelets"}

@@ -106,3 +106,46 @@ def test_schema_single_definition():
     row.update(image={"bytes": b"x", "path": "a.png"}, split="train")
     t = pa.Table.from_pylist([row], schema=ARROW_SCHEMA)
     assert t.num_rows == 1 and t.schema.field("objects").type.field("bbox").type.value_type.list_size == 4
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF"])
+def test_truncated_file_is_caught(fmt):
+    im = Image.fromarray(np.random.default_rng(4).integers(0, 255, (64, 80, 3), dtype=np.uint8))
+    data = _encode(im.convert("P") if fmt == "GIF" else im, fmt)
+    image_from_bytes(data, "ok")  # the intact file passes
+    with pytest.raises(ImageDecodeError, match="cut.x"):
+        image_from_bytes(data[: int(len(data) * 0.6)], "cut.x")
+
+
+def test_exif_orientation_is_reset_in_place():
+    arr = np.random.default_rng(5).integers(0, 255, (30, 50, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _encode(Image.fromarray(arr), "JPEG", exif=exif.tobytes(), quality=95)
+    st = image_from_bytes(data, "rot.jpg")
+    assert st.flags == ["exif_orientation_reset:6"] and len(st.data) == len(data) and st.data != data
+    assert st.sha256 == __import__("hashlib").sha256(data).hexdigest()  # hash of the native bytes
+    stored = decode(st.data)
+    assert stored.size == (50, 30) == (st.width, st.height)  # no rotation on decode any more
+    assert np.array_equal(np.asarray(stored), np.asarray(Image.open(io.BytesIO(data))))
+
+
+def test_lossy_reencodings_are_refused():
+    rgb16 = np.random.default_rng(6).integers(0, 65535, (8, 9, 3), dtype=np.uint16)
+    tifffile = pytest.importorskip("tifffile")
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, rgb16, photometric="rgb")
+    with pytest.raises(ImageDecodeError, match="16.*colour TIFF|cannot be stored losslessly"):
+        image_from_bytes(buf.getvalue(), "rgb16.tif")
+    cmyk = Image.new("CMYK", (5, 5), (10, 20, 30, 40))
+    with pytest.raises(ImageDecodeError, match="CMYK"):
+        image_from_bytes(_encode(cmyk, "TIFF"), "cmyk.tif")
+    f32 = Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32))
+    with pytest.raises(ImageDecodeError, match="mode F"):
+        image_from_bytes(_encode(f32, "TIFF"), "float.tif")
+    frames = [Image.new("L", (4, 4), v) for v in (1, 2)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageDecodeError, match="2 pages"):
+        image_from_bytes(buf.getvalue(), "pages.tif")

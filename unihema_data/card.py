@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from datasets import DatasetInfo, SplitDict, SplitInfo
 
 from .catalog import load_catalog
 from .outdir import atomic_write_text, read_manifest, source_files
@@ -20,6 +21,36 @@ TEXTSET_NOTICE = (
     "parsing each text back into (attribute, value) pairs. They are for research only and are **not for "
     "medical use**."
 )
+
+
+def build_dataset_info(out: Path, configs: list[dict]) -> list[dict]:
+    """``dataset_info`` per config: features, split sizes (rows, Parquet bytes) and total size.
+
+    Besides documenting the data for the Hub viewer, this makes the card change whenever a source
+    is reconverted: ``datasets`` keys its local cache on the card's configs and infos, so stale
+    cached rows are never served after a reconversion."""
+    from .schema import FEATURES
+
+    manifest = read_manifest(out)
+    infos = []
+    for cfg in configs:
+        name = cfg["config_name"]
+        members = [s for s in manifest["sources"]
+                   if name == s or (name == "all" and manifest["sources"][s].get("kind", "source") == "source")]
+        splits = SplitDict()
+        total = 0
+        for split in SPLITS:
+            rows = nbytes = 0
+            for s in members:
+                files = source_files(out, s).get(split, [])
+                nbytes += sum(f.stat().st_size for f in files)
+                rows += manifest["sources"][s].get("counts", {}).get(split, 0) if files else 0
+            if rows:
+                splits.add(SplitInfo(split, num_bytes=nbytes, num_examples=rows))
+                total += nbytes
+        info = DatasetInfo(features=FEATURES, splits=splits, dataset_size=total, download_size=total)
+        infos.append({"config_name": name, **info._to_yaml_dict()})
+    return infos
 
 
 def build_configs(out: Path) -> list[dict]:
@@ -72,8 +103,10 @@ def render_card(out: Path) -> str:
     catalog = load_catalog()
     known = set(catalog.ids())
     licenses = sorted({manifest["sources"][s].get("license", "unknown") for s in manifest["sources"]})
+    configs = build_configs(out)
     header = {
-        "configs": build_configs(out),
+        "configs": configs,
+        "dataset_info": build_dataset_info(out, configs),
         "license": licenses[0].lower() if len(licenses) == 1 and licenses[0] not in ("other", "unknown") else "other",
         "tags": ["hematology", "microscopy", "blood-cells", "unihema", "medical"],
         "task_categories": _task_categories(manifest),

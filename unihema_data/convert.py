@@ -99,6 +99,7 @@ def convert_source(
         tax = load_taxonomy(options.taxonomy_path)
         if not tax.has_source(sid):
             raise ConversionError(f"{sid}: taxonomy.yaml has no alias table for this source")
+        mask_order = _mask_class_order(adapter, tax)
     except (KeyError, AdapterError, TaxonomyError) as e:
         raise ConversionError(str(e).strip('"')) from None
 
@@ -118,7 +119,7 @@ def convert_source(
         stain=entry.stain or "",
         box_format=adapter.box_format.value if adapter.box_format else None,
         adapter_tasks=tuple(adapter.tasks),
-        mask_class_order=_mask_class_order(adapter, tax),
+        mask_class_order=mask_order,
         mask_snap_stray_values=adapter.mask_snap_stray_values,
         seed=options.seed,
         taxonomy_path=options.taxonomy_path,
@@ -148,6 +149,8 @@ def convert_source(
             staged.commit()
     except (AdapterError, TaxonomyError) as e:
         raise ConversionError(str(e).strip('"')) from None
+    except OSError as e:  # disk full, permissions... while writing OUT
+        raise ConversionError(f"{sid}: cannot write {out}: {e}") from None
     report.flags = dict(flags)
     report.seconds = time.perf_counter() - t0
     manifest = read_manifest(out)
@@ -204,9 +207,11 @@ def _existing_hashes(out: Path, exclude: str) -> dict[str, tuple[str, str]]:
     """sha256 -> (sample_id, split) of every image already in ``out`` (other sources)."""
     seen: dict[str, tuple[str, str]] = {}
     manifest = read_manifest(out)
-    keep = {s for s, m in manifest["sources"].items() if m.get("kind", "source") == "source" and s != exclude}
+    # every data folder counts (even one whose manifest entry a killed run never wrote), except
+    # derived text sets, whose rows repeat their parent's images
+    derived = {s for s, m in manifest["sources"].items() if m.get("kind", "source") != "source"}
     for f in all_parquet_files(out):
-        if f.parent.name not in keep:
+        if f.parent.name in derived or f.parent.name == exclude:
             continue
         t = pq.read_table(f, columns=["image_sha256", "sample_id", "split"])
         for sha, sid, split in zip(*(t.column(c).to_pylist() for c in ("image_sha256", "sample_id", "split"))):

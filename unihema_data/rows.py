@@ -48,7 +48,18 @@ class SourceContext:
 
 def build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     """Convert one record. Raises :class:`RowError` (image/annotation problems) or
-    :class:`~unihema_data.taxonomy.TaxonomyError` (unmapped labels)."""
+    :class:`~unihema_data.taxonomy.TaxonomyError` (unmapped labels); any other failure is
+    wrapped in a :class:`RowError` naming the record's file."""
+    try:
+        return _build_row(sample, ctx)
+    except (AdapterError, TaxonomyError):
+        raise
+    except Exception as e:  # noqa: BLE001 - name the file whatever went wrong
+        where = sample.annotation_file or str(sample.image_path)
+        raise RowError(f"{ctx.source}: {where}: {type(e).__name__}: {e}") from e
+
+
+def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     tax = load_taxonomy(ctx.taxonomy_path)
     where = sample.annotation_file or str(sample.image_path)
     try:
@@ -57,7 +68,7 @@ def build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
         raise RowError(f"{ctx.source}: {e}") from None
     W, H = stored.width, stored.height
     row = empty_row()
-    flags = list(sample.qc_flags)
+    flags = list(sample.qc_flags) + stored.flags
     name = PurePosixPath(sample.rel_path).name
     if stored.reencoded:
         name = str(PurePosixPath(name).with_suffix(".png"))
@@ -131,8 +142,9 @@ def build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
         else:
             raise RowError(f"{ctx.source}: {where}: object {i} has neither box, mask nor point")
         box, clipped = clip_coco(box, W, H)
-        if clipped:
-            flags.append(f"clipped_box:{i}")
+        if clipped:  # the native box stays recoverable from the flag
+            native = ",".join(f"{float(v):g}" for v in ob.bbox) if ob.bbox is not None else ""
+            flags.append(f"clipped_box:{i}:{native}")
         if box[2] == 0 or box[3] == 0:
             flags.append(f"zero_area_box:{i}")
         objs["bbox"].append(box)

@@ -161,7 +161,12 @@ def _row_batches(files: list[Path], report: ValidationReport) -> Iterator[tuple[
             report.add("schema", f"{f}: schema version {version or '(none)'} != {SCHEMA_VERSION}")
         split = f.name.split("-", 1)[0]
         for i in range(pf.num_row_groups):
-            yield pf.read_row_group(i).to_pylist(), split, f
+            try:
+                rows = pf.read_row_group(i).to_pylist()
+            except Exception as e:  # noqa: BLE001 - a damaged shard is a finding, not a crash
+                report.add("file", f"{f}: row group {i} is unreadable ({type(e).__name__}: {e})")
+                continue
+            yield rows, split, f
 
 
 def validate(out: Path | str, num_proc: int = 1) -> ValidationReport:

@@ -46,7 +46,10 @@ class BCCDAdapter(Adapter):
             f = main / f"{split}.txt"
             if not f.exists():
                 continue
-            for line in f.read_text(encoding="utf-8").split():
+            for line in f.read_text(encoding="utf-8").splitlines():
+                line = line.strip()
+                if not line:
+                    continue
                 prev = by_stem.setdefault(line, split)
                 if prev != split:
                     raise CorruptInputError(f"{f}: {line} is listed in both {prev}.txt and {split}.txt")
@@ -73,6 +76,8 @@ class BCCDAdapter(Adapter):
                 group_id=xml.stem,
                 objects=[RawObject(o.name, o.bbox) for o in ann.objects],
                 annotation_file=str(xml),
+                qc_flags=[f"difficult:{i}" for i, o in enumerate(ann.objects) if o.difficult]
+                + [f"truncated:{i}" for i, o in enumerate(ann.objects) if o.truncated],
             )
 
     def fake(self, out: Path, seed: int = 0) -> FakeTruth:
