@@ -55,7 +55,7 @@ PEERS = ("copy", "unihema", "unihema-np1", "datasets", "datasets-paths", "fiftyo
 EXTRAS = ("validate", "hf-load")
 DEFAULT_PEERS = ",".join(PEERS)
 POLL_S = 0.02
-DEFAULT_NUM_PROC = max(1, min(4, os.cpu_count() or 1))  # = ConvertOptions().num_proc
+DEFAULT_NUM_PROC = max(1, min(4, (os.cpu_count() or 1) - 1))  # = ConvertOptions().num_proc (default_num_proc)
 
 
 # ====================================================================== child side (one contender)

@@ -6,7 +6,6 @@ Exit codes: 0 success; 1 conversion/validation failure (message names file and p
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -90,7 +89,7 @@ def convert_cmd(
     raw_dir: Path = typer.Option(Path("unihema_work") / "raw", "--raw-dir",
                                  help="folder holding the native layouts (<id>/ subfolders, as `fetch --root R` makes in R/raw, or the layout itself)"),
     out: Path = typer.Option(..., "--out", help="Hub-layout output folder"),
-    num_proc: int = typer.Option(max(1, min(4, os.cpu_count() or 1)), "--num-proc", min=1),
+    num_proc: Optional[int] = typer.Option(None, "--num-proc", min=1, help="worker processes (default: cores - 1, at most 4)"),
     max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help="convert only the first N images"),
     overwrite: bool = typer.Option(False, "--overwrite", help="reconvert even when up to date"),
     seed: int = typer.Option(0, "--seed", help="seed of the grouped split for sources without one"),
@@ -98,7 +97,9 @@ def convert_cmd(
     """Convert sources into OUT (atomic per source; reruns are no-ops)."""
     from .convert import ConversionError, ConvertOptions, convert
 
-    opts = ConvertOptions(num_proc=num_proc, max_samples=max_samples, overwrite=overwrite, seed=seed)
+    from .convert import default_num_proc
+
+    opts = ConvertOptions(num_proc=num_proc or default_num_proc(), max_samples=max_samples, overwrite=overwrite, seed=seed)
     with _progress() as prog:
         tasks: dict[str, int] = {}
 

@@ -40,9 +40,15 @@ class ConversionError(Exception):
     """Conversion of a source failed; ``OUT`` is unchanged. The message names file and problem."""
 
 
+def default_num_proc() -> int:
+    """Workers besides the main process, which parses annotations and writes Parquet itself:
+    on 2 cores one worker is fastest (measured in ``benchmarks/``), up to 4 on bigger machines."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
 @dataclass
 class ConvertOptions:
-    num_proc: int = max(1, min(4, os.cpu_count() or 1))
+    num_proc: int = field(default_factory=lambda: default_num_proc())
     max_samples: Optional[int] = None
     overwrite: bool = False
     seed: int = DEFAULT_SEED
