@@ -71,8 +71,10 @@ def from_coco(box: Sequence[float], fmt: BoxFormat | str, width: int, height: in
 
 
 def clip_coco(box: Sequence[float], width: int, height: int) -> tuple[list[float], bool]:
-    """Clip a COCO box to the image; returns ``(box, clipped)``."""
-    x, y, w, h = (float(v) for v in box)
+    """Clip a COCO box to the image; returns ``(box, clipped)`` (clipped: moved by > 1e-3 px)."""
+    x, y, w, h = float(box[0]), float(box[1]), float(box[2]), float(box[3])
+    if x >= 0.0 and y >= 0.0 and x + w <= width and y + h <= height and w >= 0.0 and h >= 0.0:
+        return [x, y, w, h], False  # the common case: already inside
     x1, y1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
     x2, y2 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
     out = [x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0)]

@@ -69,10 +69,11 @@ def image_from_bytes(data: bytes, name: str) -> StoredImage:
         with Image.open(io.BytesIO(data)) as im:
             fmt = (im.format or "").upper()
             width, height = im.size
+            orientation = _orientation_from_info(im)  # header only: verify() must come before any load
             if fmt in BROWSER_FORMATS:
                 im.verify()  # structural check (chunk CRCs for PNG) without a full decode
-        with Image.open(io.BytesIO(data)) as im:
-            orientation = _orientation(im)
+        with Image.open(io.BytesIO(data)) if fmt not in BROWSER_FORMATS or orientation not in (None, 1) \
+                else _NullContext() as im:
             if fmt in BROWSER_FORMATS and (orientation in (None, 1) or fmt == "JPEG"):
                 if not _has_end_marker(fmt, data):
                     with Image.open(io.BytesIO(data)) as full:
@@ -94,6 +95,27 @@ def image_from_bytes(data: bytes, name: str) -> StoredImage:
             struct.error, EOFError) as e:
         raise ImageDecodeError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
     return StoredImage(png, digest, width, height, fmt, True, flags)
+
+
+class _NullContext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _orientation_from_info(im: Image.Image):
+    """EXIF orientation from the raw EXIF block the header parser found (no pixel load)."""
+    raw = im.info.get("exif")
+    if not raw:
+        return None if im.format in BROWSER_FORMATS else _orientation(im)
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is not an orientation
+        return None
+    return exif.get(_ORIENTATION)
 
 
 def _orientation(im: Image.Image):

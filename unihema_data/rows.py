@@ -6,6 +6,7 @@ labels -> taxonomy), so adapters stay pure parsers.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
@@ -108,9 +109,13 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
 
     # objects
     objs = row["objects"]
+    categories: dict[str, str] = {}  # native -> canonical, memo for this image
     has_box = has_mask = has_obj_attrs = False
     for i, ob in enumerate(sample.objects):
-        objs["category"].append(tax.map_label(ctx.source, ob.category, file=where))
+        category = categories.get(ob.category)
+        if category is None:
+            category = categories[ob.category] = tax.map_label(ctx.source, ob.category, file=where)
+        objs["category"].append(category)
         objs["source_category"].append(str(ob.category))
         rle = ""
         if ob.mask is not None:
@@ -126,7 +131,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
             if ctx.box_format is None:
                 raise RowError(f"{ctx.source}: adapter gives boxes but declares no box_format")
             box = to_coco(ob.bbox, BoxFormat(ctx.box_format), W, H)
-            if not all(np.isfinite(box)):
+            if not all(math.isfinite(v) for v in box):
                 raise RowError(f"{ctx.source}: {where}: object {i} has a non-finite box {list(ob.bbox)}")
             if box[2] < 0 or box[3] < 0:
                 raise RowError(f"{ctx.source}: {where}: object {i} has a negative-size box {list(ob.bbox)}")
@@ -151,7 +156,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
         objs["bbox_source"].append(src)
         oattrs = _map_attrs(tax, ctx.source, ob.attributes, where) if ob.attributes else {}
         has_obj_attrs |= bool(oattrs)
-        objs["attributes"].append(attrs_to_list(oattrs))
+        objs["attributes"].append(attrs_to_list(oattrs) if oattrs else [])
     if has_box and "detection" in ctx.adapter_tasks:
         tasks.append("detection")
     if has_obj_attrs and "attributes" not in tasks:
