@@ -193,7 +193,7 @@ def demo_cmd(
     out: Path = typer.Option(Path("demo_out"), "--out", help="demo working folder"),
     num_proc: int = typer.Option(2, "--num-proc", min=1),
 ) -> None:
-    """Fake several sources, convert, validate and summarize (no network needed)."""
+    """Fake every implemented source, convert, build the text sets, validate and summarize (no network)."""
     from .demo import run_demo
 
     ok = run_demo(out, num_proc=num_proc, console=console)

@@ -209,9 +209,11 @@ def _samples(adapter: Adapter, root: Path, max_samples: Optional[int]) -> Iterat
         yield s
 
 
-def _existing_hashes(out: Path, exclude: str) -> dict[str, tuple[str, str]]:
-    """sha256 -> (sample_id, split) of every image already in ``out`` (other sources)."""
-    seen: dict[str, tuple[str, str]] = {}
+def _existing_hashes(out: Path, exclude: str) -> dict[str, tuple[str, str, bool]]:
+    """sha256 -> (sample_id, split, twin) of every image already in ``out`` (other sources);
+    ``twin`` is True when that row is itself flagged as a duplicate of a row of ``exclude`` (the
+    source being reconverted), i.e. ``exclude``'s copy was the first occurrence."""
+    seen: dict[str, tuple[str, str, bool]] = {}
     manifest = read_manifest(out)
     # every data folder counts (even one whose manifest entry a killed run never wrote), except
     # derived text sets, whose rows repeat their parent's images
@@ -219,21 +221,27 @@ def _existing_hashes(out: Path, exclude: str) -> dict[str, tuple[str, str]]:
     for f in all_parquet_files(out):
         if f.parent.name in derived or f.parent.name == exclude:
             continue
-        t = pq.read_table(f, columns=["image_sha256", "sample_id", "split"])
-        for sha, sid, split in zip(*(t.column(c).to_pylist() for c in ("image_sha256", "sample_id", "split"))):
-            seen.setdefault(sha, (sid, split))
+        t = pq.read_table(f, columns=["image_sha256", "sample_id", "split", "qc_flags"])
+        cols = (t.column(c).to_pylist() for c in ("image_sha256", "sample_id", "split", "qc_flags"))
+        for sha, sid, split, flags in zip(*cols):
+            twin = any(fl.startswith(f"duplicate_of:{exclude}/") for fl in flags)
+            seen.setdefault(sha, (sid, split, twin))
     return seen
 
 
-def _resolve_duplicate(row: dict, seen: dict[str, tuple[str, str]], report: SourceReport) -> None:
-    """Exact duplicates follow the split of their first occurrence and are flagged."""
+def _resolve_duplicate(row: dict, seen: dict[str, tuple[str, str, bool]], report: SourceReport) -> None:
+    """Exact duplicates follow the split of their first occurrence and are flagged
+    ``duplicate_of:<first sample_id>``. When the other copy is already flagged as this row's
+    duplicate (this source was converted first and is being reconverted), this row stays the
+    unflagged original; it still follows the other copy's split, so nothing leaks."""
     sha = row["image_sha256"]
     first = seen.get(sha)
     if first is None:
-        seen[sha] = (row["sample_id"], row["split"])
+        seen[sha] = (row["sample_id"], row["split"], False)
         return
     report.duplicates += 1
-    row["qc_flags"].append(f"duplicate_of:{first[0]}")
+    if not first[2]:
+        row["qc_flags"].append(f"duplicate_of:{first[0]}")
     if row["split"] != first[1]:
         row["qc_flags"].append(f"split_moved:{row['split']}->{first[1]}")
         row["split"] = first[1]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
+import sys
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -165,16 +165,36 @@ class StagedSource:
             w.close()
 
     def commit(self) -> None:
-        """Replace ``OUT/data/<source>`` with the staged shards (two renames)."""
+        """Replace ``OUT/data/<source>`` with the staged shards: one atomic exchange of the two
+        folders where the OS offers it (Linux ``renameat2(RENAME_EXCHANGE)``), else two renames."""
         target = self.out / "data" / self.source
         target.parent.mkdir(parents=True, exist_ok=True)
-        trash = None
-        if target.exists():
-            trash = self.out / STAGING / f"trash-{self.source}-{uuid.uuid4().hex[:8]}"
-            os.replace(target, trash)
+        if not target.exists():
+            os.replace(self.folder, target)
+            return
+        if _exchange(self.folder, target):
+            shutil.rmtree(self.folder, ignore_errors=True)  # now holds the previous shards
+            return
+        trash = self.out / STAGING / f"trash-{self.source}-{uuid.uuid4().hex[:8]}"
+        os.replace(target, trash)
         os.replace(self.folder, target)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 with RENAME_EXCHANGE); False if unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    rc = renameat2(AT_FDCWD, os.fsencode(str(a)), AT_FDCWD, os.fsencode(str(b)), RENAME_EXCHANGE)
+    return rc == 0
 
 
 @contextmanager
@@ -196,13 +216,12 @@ def staged_source(out: Path, source: str) -> Iterator[StagedSource]:
         raise
 
 
-def _clean_stale(base: Path, max_age_s: float = 6 * 3600) -> None:
-    """Remove staging folders of dead processes (interrupted runs)."""
-    now = time.time()
+def _clean_stale(base: Path) -> None:
+    """Remove staging folders of dead processes (interrupted runs) and leftover trash; a live
+    conversion's folder is never touched, however long it runs."""
     for d in base.iterdir():
         pid = _pid_of(d.name)
-        alive = pid is not None and _pid_alive(pid)
-        if not alive or now - d.stat().st_mtime > max_age_s:
+        if pid is None or not _pid_alive(pid):
             shutil.rmtree(d, ignore_errors=True)
 
 
