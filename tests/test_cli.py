@@ -75,3 +75,15 @@ def test_demo(tmp_path):
     for sid in adapter_ids():
         assert sid in r.output
     assert "OK" in r.output
+
+
+def test_convert_all_found_sources(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    for sid in ("bccd", "zheng2018_wbc"):
+        runner.invoke(app, ["fake", sid, "--out", str(raw / sid)])
+    (raw / "txl_pbc").mkdir()  # an empty folder is not a source
+    r = runner.invoke(app, ["convert", "--all", "--raw-dir", str(raw), "--out", str(out), "--num-proc", "1"])
+    assert r.exit_code == 0, r.output
+    assert "found: bccd, zheng2018_wbc" in r.output
+    r = runner.invoke(app, ["convert", "--raw-dir", str(raw), "--out", str(out)])
+    assert r.exit_code == 2

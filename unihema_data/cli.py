@@ -85,7 +85,8 @@ def info_cmd(dataset_id: str, as_json: bool = typer.Option(False, "--json")) -> 
 
 @app.command("convert")
 def convert_cmd(
-    ids: List[str] = typer.Argument(..., help="source dataset ids"),
+    ids: Optional[List[str]] = typer.Argument(None, help="source dataset ids (or --all)"),
+    all_: bool = typer.Option(False, "--all", help="every implemented source whose native layout is under --raw-dir"),
     raw_dir: Path = typer.Option(Path("unihema_work") / "raw", "--raw-dir",
                                  help="folder holding the native layouts (<id>/ subfolders, as `fetch --root R` makes in R/raw, or the layout itself)"),
     out: Path = typer.Option(..., "--out", help="Hub-layout output folder"),
@@ -95,7 +96,17 @@ def convert_cmd(
     seed: int = typer.Option(0, "--seed", help="seed of the grouped split for sources without one"),
 ) -> None:
     """Convert sources into OUT (atomic per source; reruns are no-ops)."""
-    from .convert import ConversionError, ConvertOptions, convert
+    from .convert import ConversionError, ConvertOptions, convert, sources_present
+
+    if all_:
+        ids = sources_present(raw_dir)
+        if not ids:
+            err.print(f"no native layout of any implemented source found under {raw_dir}")
+            raise typer.Exit(2)
+        console.print(f"found: {', '.join(ids)}")
+    if not ids:
+        err.print("name at least one source id (see `unihema-data list`), or use --all")
+        raise typer.Exit(2)
 
     from .convert import default_num_proc
 

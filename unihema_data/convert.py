@@ -177,6 +177,23 @@ def convert_source(
     return report
 
 
+def sources_present(raw_dir: Path | str) -> list[str]:
+    """Implemented sources whose native layout is found under ``raw_dir`` (in ``raw_dir/<id>/``)."""
+    from .adapters import adapter_ids
+
+    found = []
+    for sid in adapter_ids():
+        folder = Path(raw_dir) / sid
+        if not folder.is_dir():
+            continue
+        try:
+            get_adapter(sid).locate(folder)
+        except AdapterError:
+            continue
+        found.append(sid)
+    return found
+
+
 def fingerprint(adapter: Adapter, root: Path, entry_json: str, options: ConvertOptions) -> str:
     h = hashlib.sha256()
     tax_file = Path(options.taxonomy_path) if options.taxonomy_path else Path(__file__).with_name("taxonomy.yaml")
