@@ -43,6 +43,11 @@ def test_catalog_loads_with_unique_ids(catalog):
 def test_first_adapters_are_exactly_the_implemented_ones(catalog):
     implemented = {e.id for e in catalog if e.adapter == "implemented"}
     assert implemented == FIRST_ADAPTERS
+    from unihema_data.adapters import adapter_ids
+    from unihema_data.taxonomy import load_taxonomy
+
+    assert implemented == set(adapter_ids()), "catalog adapter status must match the adapter registry"
+    assert all(load_taxonomy().has_source(i) for i in implemented)
 
 
 def test_registered_adapters_have_catalog_entries(catalog):
