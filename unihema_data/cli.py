@@ -128,7 +128,7 @@ def convert_cmd(
 
 
 def _progress() -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} images"),
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} rows"),
                     TimeElapsedColumn(), console=err, transient=True)
 
 
@@ -152,7 +152,9 @@ def validate_cmd(out: Path, num_proc: int = typer.Option(1, "--num-proc", min=1)
     """Re-check every row of OUT; exits 1 with a report when anything is wrong."""
     from .validate import validate
 
-    rep = validate(out, num_proc=num_proc)
+    with _progress() as prog:
+        task = prog.add_task(f"validate {out}", total=None)
+        rep = validate(out, num_proc=num_proc, on_progress=lambda n, total: prog.update(task, completed=n, total=total))
     (console.print if rep.ok else err.print)(rep.summary(), markup=False)
     if not rep.ok:
         raise typer.Exit(1)

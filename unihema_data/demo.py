@@ -45,7 +45,7 @@ def run_demo(out: Path, num_proc: int = 2, console: Console | None = None) -> bo
     console.print(rep.summary(), markup=False)
     st = compute_stats(dataset).as_dict()
     t = Table(title=f"UniHema demo corpus ({time.perf_counter() - t0:.1f} s)")
-    for col in ("source", "tasks", "train", "validation", "test", "objects", "label classes"):
+    for col in ("source", "tasks", "train", "validation", "test", "objects", "classes"):
         t.add_column(col)
     for sid in ids:
         imgs = st["images"].get(sid, {})

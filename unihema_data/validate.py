@@ -169,7 +169,8 @@ def _row_batches(files: list[Path], report: ValidationReport) -> Iterator[tuple[
             yield rows, split, f
 
 
-def validate(out: Path | str, num_proc: int = 1) -> ValidationReport:
+def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> ValidationReport:
+    """Check every row of ``out``; ``on_progress(rows_done, rows_total)`` is called per row group."""
     out = Path(out)
     report = ValidationReport()
     files = all_parquet_files(out)
@@ -180,6 +181,8 @@ def validate(out: Path | str, num_proc: int = 1) -> ValidationReport:
     kinds = {s: m.get("kind", "source") for s, m in manifest["sources"].items()}
     split_of_sha: dict[str, tuple[str, str]] = {}
     ids: set[str] = set()
+
+    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files) if on_progress else 0
 
     def bookkeeping(rows: list[dict], f: Path) -> None:
         source_kind = kinds.get(f.parent.name, "source")
@@ -195,6 +198,8 @@ def validate(out: Path | str, num_proc: int = 1) -> ValidationReport:
                 report.add("leak", f"{r['sample_id']} ({r['split']}) has the same image bytes as {prev[0]} ({prev[1]})")
             if r["source"] != f.parent.name and source_kind == "source":
                 report.add("source", f"{r['sample_id']}: source {r['source']!r} stored under data/{f.parent.name}")
+        if on_progress:
+            on_progress(report.rows, total)
 
     batches = _row_batches(files, report)
     if num_proc <= 1:
