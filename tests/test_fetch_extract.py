@@ -80,11 +80,14 @@ def test_zip_symlink_escaping_rejected(tmp_path, target):
         extract_archive(a, tmp_path / "out")
 
 
-def test_zip_symlink_inside_allowed(tmp_path):
-    a = make_zip(tmp_path / "a.zip", [("d/f.txt", b"1")], symlinks={"d/lnk": "f.txt"})
-    extract_archive(a, tmp_path / "out")
-    assert (tmp_path / "out" / "d" / "lnk").is_symlink()
-    assert (tmp_path / "out" / "d" / "lnk").read_bytes() == b"1"
+def test_zip_symlinks_refused_even_inside(tmp_path):
+    """Links are refused outright: a chain of harmless-looking links (e.g. ``l -> .`` then
+    ``l/m -> ..``, or CVE-2025-4517's long-path layout) can end up pointing outside."""
+    for i, links in enumerate(({"d/lnk": "f.txt"}, {"l": ".", "l/m": ".."})):
+        a = make_zip(tmp_path / f"a{i}.zip", [("d/f.txt", b"1")], symlinks=links)
+        with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+            extract_archive(a, tmp_path / f"out{i}")
+        assert not (tmp_path / f"out{i}").exists() or tree(tmp_path / f"out{i}") == []
 
 
 @pytest.mark.parametrize("bad", ["../evil.txt", "/tmp/unihema-evil.txt", "a/../../evil.txt"])
@@ -118,13 +121,16 @@ def test_tar_link_then_write_through_it_rejected(tmp_path):
     assert not (tmp_path / "evil.txt").exists()
 
 
-def test_tar_internal_links_allowed(tmp_path):
-    a = make_tar(tmp_path / "a.tar.bz2", [("d/f.txt", b"1"), link("d/s", "f.txt"), link("h", "d/f.txt", tarfile.LNKTYPE),
-                                          link("e/up", "../d/f.txt")], mode="w:bz2")
+def test_tar_hard_link_to_earlier_file_allowed_symlinks_refused(tmp_path):
+    a = make_tar(tmp_path / "a.tar.bz2", [("d/f.txt", b"1"), link("h", "d/f.txt", tarfile.LNKTYPE)], mode="w:bz2")
     extract_archive(a, tmp_path / "out")
-    out = tmp_path / "out"
-    assert (out / "d" / "s").read_bytes() == b"1" and (out / "h").read_bytes() == b"1"
-    assert (out / "e" / "up").read_bytes() == b"1"
+    assert (tmp_path / "out" / "h").read_bytes() == b"1"
+    b = make_tar(tmp_path / "b.tar.bz2", [("d/f.txt", b"1"), link("d/s", "f.txt")], mode="w:bz2")
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        extract_archive(b, tmp_path / "out2")
+    c = make_tar(tmp_path / "c.tar", [link("h", "d/f.txt", tarfile.LNKTYPE), ("d/f.txt", b"1")], mode="w")
+    with pytest.raises(UnsafeArchiveError, match="regular file earlier"):
+        extract_archive(c, tmp_path / "out3")
 
 
 @pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE])

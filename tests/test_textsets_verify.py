@@ -212,3 +212,18 @@ def test_negatives_come_from_the_attributes_other_values_and_other_cell_classes(
     assert "medium" not in negatives("wbcatt", "cell_size", "big")  # WBCAtt has no 'medium'
     neg = negatives("wbcatt", CELL_TYPE, "neutrophil_band")
     assert "neutrophil" not in neg and "lymphocyte" in neg
+
+
+def test_negated_paraphrased_questions_are_rejected():
+    """A paraphrase that negates a yes/no or choice question flips its meaning while the answer
+    stays the same: the question verifier must reject it."""
+    from unihema_data.textsets.verify import verify_question
+
+    truth = {"chromatin": "condensed"}
+    ok = verify_question("Q: Does this cell have condensed chromatin?", "yesno", "chromatin", truth, "condensed")
+    assert ok == []
+    for q in ("Q: Does this cell not have condensed chromatin?",
+              "Q: Doesn't this cell lack condensed chromatin?"):
+        assert verify_question(q, "yesno", "chromatin", truth, "condensed"), q
+    q = "Q: Which does this cell not have: condensed chromatin or open chromatin?"
+    assert verify_question(q, "choice", "chromatin", truth, options=("condensed", "open"))

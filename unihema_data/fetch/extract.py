@@ -4,8 +4,9 @@ Guarantees (checked explicitly for every member before anything is written, for 
 and tar alike; tar additionally goes through Python's ``filter='data'`` when available):
 
 * no absolute member paths (``/x``, ``C:\\x``, ``\\\\server\\x``) and no ``..`` components;
-* symbolic links must point inside the extraction root (relative target, resolved
-  against the link's own folder); hard links must name a member inside the root;
+* no symbolic links at all (a chain of individually harmless links, or CVE-2025-4517's
+  long-path layout, can point outside the root; dataset archives do not need links); a hard
+  link must name a regular file earlier in the same archive;
 * no device files, FIFOs or sockets;
 * at most ``max_members`` members and ``max_bytes`` uncompressed bytes (the byte count
   is also enforced while writing, so lying zip headers cannot exceed it);
@@ -131,10 +132,11 @@ def _extract_zip(archive: Path, staging: Path, max_bytes: int, max_members: int)
             ftype = stat.S_IFMT(mode) if info.create_system == 3 else 0  # unix attributes only
             if ftype in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
                 raise UnsafeArchiveError(f"{archive.name}: member {info.filename!r} is a device/FIFO/socket")
-            link = None
             if ftype == stat.S_IFLNK:
-                link = zf.read(info).decode("utf-8", "replace")
-                _check_link(info.filename, link, hard=False)
+                raise UnsafeArchiveError(f"{archive.name}: member {info.filename!r} is a symbolic link; "
+                                         "dataset archives are extracted without links (chains of links "
+                                         "can point outside the target)")
+            link = None
             declared += info.file_size
             if rel is not None:
                 plan.append((info, rel, link))
@@ -164,6 +166,7 @@ def _extract_tar(archive: Path, staging: Path, kind: str, max_bytes: int, max_me
         raise FetchError(f"{archive.name} is not a valid tar archive (an HTML page or a truncated file?)")
     with tarfile.open(archive, mode) as tf:
         members = []
+        regular: set[PurePosixPath] = set()  # regular files seen so far: the only hard-link targets
         total = 0
         for m in tf:
             if len(members) >= max_members:
@@ -172,9 +175,14 @@ def _extract_tar(archive: Path, staging: Path, kind: str, max_bytes: int, max_me
             if m.ischr() or m.isblk() or m.isfifo() or m.isdev():
                 raise UnsafeArchiveError(f"{archive.name}: member {m.name!r} is a device/FIFO")
             if m.issym():
-                _check_link(m.name, m.linkname, hard=False)
+                raise UnsafeArchiveError(f"{archive.name}: member {m.name!r} is a symbolic link; dataset "
+                                         "archives are extracted without symbolic links (chains of links "
+                                         "can point outside the target)")
             elif m.islnk():
                 _check_link(m.name, m.linkname, hard=True)
+                if _safe_rel(m.linkname) not in regular:
+                    raise UnsafeArchiveError(f"{archive.name}: hard link {m.name!r} -> {m.linkname!r} does not "
+                                             "point to a regular file earlier in the archive")
             elif not (m.isfile() or m.isdir()):
                 raise UnsafeArchiveError(f"{archive.name}: member {m.name!r} has an unsupported type")
             total += m.size if m.isfile() else 0
@@ -183,6 +191,8 @@ def _extract_tar(archive: Path, staging: Path, kind: str, max_bytes: int, max_me
                                          f"(limit; raise UNIHEMA_MAX_EXTRACT_BYTES if genuine)")
             if rel is not None:
                 members.append(m)
+                if m.isfile():
+                    regular.add(rel)
         kw = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         try:
             tf.extractall(staging, members=members, **kw)

@@ -229,6 +229,10 @@ def verify_question(question: str, qtype: str, attr: str, truth: Mapping[str, st
     ``choice``: states exactly (attr, o) for each option, the true value among them."""
     q, problems = _strip_prefix(question, VQA_PREFIX)
     p = parse(q)
+    # a negation outside a recognised phrase ("does this cell *not* have ...") flips the
+    # question's meaning while the answer stays the same: reject it
+    negations = [w for w in p.unparsed if w.lower() in NEGATIONS or w.lower().endswith("n't")]
+    problems += [f"negation {w!r} outside a recognised phrase in the question" for w in negations]
     if qtype == "open":
         got = question_attributes(q)
         if got != {attr}:
