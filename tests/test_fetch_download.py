@@ -202,3 +202,26 @@ def test_part_validator_file_records_url(server, fast_settings, tmp_path):
         _get(server, fast_settings.with_(retries=1), tmp_path, "/f.zip")
     meta = json.loads((tmp_path / "data.zip.part.json").read_text())
     assert meta["url"] == server.url("/f.zip") and meta["etag"] == server.routes["/f.zip"].etag
+
+
+def test_no_validator_and_no_checksum_restarts_instead_of_splicing(server, fast_settings, tmp_path):  # noqa: F811
+    """A partial file from a server that sent neither ETag nor Last-Modified cannot be resumed
+    safely when nothing pins the file: the download restarts from zero."""
+    from fetch_server import Reply
+
+    old, new = b"A" * 1000, b"B" * 1000
+
+    def handler(req):
+        rng = req.headers.get("Range")
+        if rng:
+            start = int(rng.split("=")[1].split("-")[0])
+            return Reply(206, new[start:], {"Content-Range": f"bytes {start}-{len(new) - 1}/{len(new)}"})
+        return Reply(200, new, {"Content-Type": "application/octet-stream"})
+
+    server.add("/f.bin", handler=handler)
+    url = server.url("/f.bin")
+    dest = tmp_path / "f.bin"
+    (tmp_path / "f.bin.part").write_bytes(old[:400])  # left by a run against the old upstream file
+    (tmp_path / "f.bin.part.json").write_text(json.dumps({"url": url, "etag": None, "last_modified": None}))
+    download_file(Target("f.bin", [Location(url)]), dest, settings=fast_settings, log=lambda m: None)
+    assert dest.read_bytes() == new

@@ -254,3 +254,10 @@ def test_dry_run_skips_optional_api_lookups(server, fast_settings, tmp_path):
     f = Fetcher(catalog(e), tmp_path / "w", settings=fast_settings, log=logs.append, env={})
     assert f.fetch(["z"], dry_run=True)[0].state == "dry-run"
     assert server.log == [] and any(server.url("/z/c.zip") in m for m in logs)
+
+
+def test_unexpected_api_shape_is_a_clear_failure(server, fast_settings, tmp_path):  # noqa: F811
+    """A host API answering with an unknown shape fails that source with a message, no traceback."""
+    server.json("/zenodo/api/records/99", [{"unexpected": "list"}])
+    res, log, _ = run(tmp_path, fast_settings, entry_dict("z", access="zenodo", record="99"))
+    assert res[0].state == "failed" and "unexpected answer from the zenodo API" in log

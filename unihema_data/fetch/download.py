@@ -235,8 +235,16 @@ class _Transfer:
         if not self.part.exists():
             return 0
         off = self.part.stat().st_size
-        if off and not self._validators(url):
+        v = self._validators(url)
+        if off and not v:
             self.log(f"  {self.t.name}: discarding a partial file of unknown origin")
+            _discard(self.part, self.meta)
+            return 0
+        if off and not (v.get("etag") or v.get("last_modified")) and not (self.t.sha256 or self.t.host_checksums):
+            # without a validator (If-Range) nor a checksum, a resume could splice two versions of
+            # a changed upstream file into one that nothing would catch
+            self.log(f"  {self.t.name}: the server gave no ETag/Last-Modified and no checksum pins the file: "
+                     "restarting from zero instead of resuming")
             _discard(self.part, self.meta)
             return 0
         if self.t.size is not None and off > self.t.size:

@@ -480,4 +480,9 @@ def resolve(entry: DatasetEntry, ctx: Context) -> list[ResolvedFile]:
         fn = RESOLVERS[entry.access]
     except KeyError:
         raise ResolveError(f"{entry.id}: no resolver for access kind {entry.access!r}") from None
-    return fn(entry, ctx)
+    try:
+        return fn(entry, ctx)
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        # a host API answered with a shape we do not know: say so instead of a traceback
+        raise ResolveError(f"{entry.id}: unexpected answer from the {entry.access} API "
+                           f"({type(e).__name__}: {e}); the host may have changed its format") from None
