@@ -11,7 +11,7 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
   # shellcheck disable=SC1091
   . .venv/bin/activate
 fi
-stamp=".venv/.unihema-installed"
+stamp="$(python -c 'import sys; print(sys.prefix)')/.unihema-installed-$(pwd | sha256sum | cut -c1-12)"
 want="$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
