@@ -202,6 +202,20 @@ def test_part_validator_file_records_url(server, fast_settings, tmp_path):
         _get(server, fast_settings.with_(retries=1), tmp_path, "/f.zip")
     meta = json.loads((tmp_path / "data.zip.part.json").read_text())
     assert meta["url"] == server.url("/f.zip") and meta["etag"] == server.routes["/f.zip"].etag
+    assert meta["url_sha256"] == hashlib.sha256(server.url("/f.zip").encode()).hexdigest()
+
+
+def test_part_validator_file_never_stores_secrets(server, fast_settings, tmp_path):
+    secret = server.url("/f.zip") + "?token=SECRET123"
+    server.add("/f.zip", BODY, drop_after=10_000, drop_times=1)
+    with pytest.raises(TransientHTTPError):
+        download_file(Target("data.zip", [Location(secret)]), tmp_path / "data.zip",
+                      settings=fast_settings.with_(retries=1), log=lambda m: None)
+    assert "SECRET123" not in (tmp_path / "data.zip.part.json").read_text()
+    # and the partial file is still recognised: the resume completes the download
+    r = download_file(Target("data.zip", [Location(secret)]), tmp_path / "data.zip", settings=fast_settings,
+                      log=lambda m: None)
+    assert r.resumed and (tmp_path / "data.zip").read_bytes() == BODY
 
 
 def test_no_validator_and_no_checksum_restarts_instead_of_splicing(server, fast_settings, tmp_path):  # noqa: F811
@@ -222,6 +236,7 @@ def test_no_validator_and_no_checksum_restarts_instead_of_splicing(server, fast_
     url = server.url("/f.bin")
     dest = tmp_path / "f.bin"
     (tmp_path / "f.bin.part").write_bytes(old[:400])  # left by a run against the old upstream file
-    (tmp_path / "f.bin.part.json").write_text(json.dumps({"url": url, "etag": None, "last_modified": None}))
+    (tmp_path / "f.bin.part.json").write_text(json.dumps({"url": url, "url_sha256": hashlib.sha256(url.encode()).hexdigest(),
+                                                          "etag": None, "last_modified": None}))
     download_file(Target("f.bin", [Location(url)]), dest, settings=fast_settings, log=lambda m: None)
     assert dest.read_bytes() == new

@@ -55,6 +55,10 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+def _url_key(url: str) -> str:
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()
+
+
 def redact_url(url: str) -> str:
     """``url`` without user:password and without query values (tokens, keys, signed-URL signatures)."""
     try:
@@ -229,7 +233,7 @@ class _Transfer:
             m = json.loads(self.meta.read_text())
         except (FileNotFoundError, ValueError):
             return {}
-        return m if m.get("url") == url else {}
+        return m if m.get("url_sha256") == _url_key(url) else {}
 
     def _offset(self, url: str) -> int:
         if not self.part.exists():
@@ -348,7 +352,9 @@ class _Transfer:
                     elif "text/html" in ctype.lower():
                         raise HTMLInsteadOfFileError(f"answered the resume with an HTML page{self._via(url, r)}")
                 if st == 200:
-                    self.meta.write_text(json.dumps({"url": url, "etag": r.headers.get("ETag"),
+                    # the URL may carry credentials or signed tokens: keep it redacted, match by hash
+                    self.meta.write_text(json.dumps({"url": redact_url(url), "url_sha256": _url_key(url),
+                                                     "etag": r.headers.get("ETag"),
                                                      "last_modified": r.headers.get("Last-Modified")}))
                 self._check_space(expected_total, offset)
                 hs = {a: hashlib.new(a) for a in algos}
