@@ -227,3 +227,19 @@ def test_negated_paraphrased_questions_are_rejected():
         assert verify_question(q, "yesno", "chromatin", truth, "condensed"), q
     q = "Q: Which does this cell not have: condensed chromatin or open chromatin?"
     assert verify_question(q, "choice", "chromatin", truth, options=("condensed", "open"))
+
+
+def test_paraphrases_cannot_add_content_words():
+    """Hedges and new facts slip past a block-list verifier: a paraphrase may only add function
+    words to its template text (reorder/rephrase), never new content."""
+    from unihema_data.textsets.paraphrase import new_content_words, try_paraphrase
+
+    template = "This is a neutrophil. It has condensed chromatin."
+    assert new_content_words(template, "It is a neutrophil; the cell has condensed chromatin.") == []
+    for bad in ("This is hardly a neutrophil. It has condensed chromatin.",
+                "This cell was mislabeled as a neutrophil. It has condensed chromatin.",
+                "This is a neutrophil with five lobes. It has condensed chromatin."):
+        assert new_content_words(template, bad), bad
+        stats: dict = {}
+        assert try_paraphrase(lambda t, b=bad: b, template, lambda x: [], stats) == (template, False)
+        assert stats["rejected"] == 1

@@ -8,6 +8,7 @@ template text is used and the drop is counted. Without the option nothing import
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -51,6 +52,25 @@ def model_fingerprint(path: Optional[str | Path]) -> str:
     return h.hexdigest()
 
 
+#: words a paraphrase may add to its template text: articles, pronouns, auxiliaries and
+#: connectives that cannot change a claim. Everything else (hedges such as "hardly", new numbers,
+#: new value or attribute words) must already be in the template, so a paraphrase can reorder
+#: and rephrase but never add content the verifier cannot see.
+FUNCTION_WORDS = frozenset("""
+a an the this that these those it its it's is are was were be being been has have had having
+show shows shown showing seen see can could does do did what what's which how whose here there
+of with and also in addition as to on at by for from into cell cells image picture one q mask
+""".split())
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def new_content_words(original: str, candidate: str) -> list[str]:
+    """Problems for words of ``candidate`` that are neither in ``original`` nor function words."""
+    have = set(_WORD.findall(original.lower()))
+    new = [w for w in _WORD.findall(candidate.lower()) if w not in have and w not in FUNCTION_WORDS]
+    return [f"adds content word(s) {sorted(set(new))} absent from the template text"] if new else []
+
+
 def try_paraphrase(fn: Optional[Paraphrase], text: str, check: Callable[[str], list[str]], stats: dict) -> tuple[str, bool]:
     """``(text to use, paraphrased?)``: the paraphrase of ``text`` if ``fn`` is given, the
     paraphrase differs and ``check(paraphrase)`` finds no problem; else ``text``."""
@@ -67,7 +87,7 @@ def try_paraphrase(fn: Optional[Paraphrase], text: str, check: Callable[[str], l
     if not cand or cand == text:
         stats["unchanged"] = stats.get("unchanged", 0) + 1
         return text, False
-    problems = check(cand)
+    problems = new_content_words(text, cand) or check(cand)
     if problems:
         stats["rejected"] = stats.get("rejected", 0) + 1
         if len(stats.setdefault("examples", [])) < 5:
