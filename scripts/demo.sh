@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# One command on a fresh machine: set up, then run the demo (fake native copies of every
-# implemented source -> convert -> validate -> summary) into ./demo_out.
+# One command on a fresh machine: set up, then run the demo: fake native copies of every
+# implemented source -> convert -> text sets -> validate -> summary in ./demo_out, then a few
+# CPU training steps of the tiny Uni-Hema model on that corpus (demo_out/runs/tiny).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate 2>/dev/null || true
-unihema-data demo --out "${1:-demo_out}"
+out="${1:-demo_out}"
+unihema-data demo --out "$out"
+echo "training the tiny Uni-Hema model for 5 steps on $out/dataset (all six tasks, CPU):"
+unihema-train --recipe recipes/tiny.yaml --data "$out/dataset" --steps 5 --output "$out/runs/tiny"
