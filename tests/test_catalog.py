@@ -188,3 +188,12 @@ def test_extra_catalog_is_merged(tmp_path, catalog):
     assert merged.get("lab_set").name == "Lab set"
     assert merged.get("bccd").name == "BCCD (lab mirror)"
     assert load_catalog().get("bccd").name != "BCCD (lab mirror)"  # the built-in catalog is untouched
+
+
+def test_taxonomy_source_tables_name_catalog_ids(catalog):
+    """Alias tables are keyed by catalog id (``unihema`` holds Uni-Hema's own label strings, a
+    cross-check table, not a source)."""
+    from unihema_data.taxonomy import load_taxonomy
+
+    ids = set(catalog.ids())
+    assert sorted(s for s in load_taxonomy().sources if s not in ids and s != "unihema") == []

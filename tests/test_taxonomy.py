@@ -57,7 +57,7 @@ plasmodium_gametocyte
 # Every dataset id with native class strings in the research notes.
 EXPECTED_SOURCES = """
 pbc wbcatt bloodmnist aml_cytomorphology_lmu bmc c_nmc_2019 aml_hehr rv_pbs apl_aml_kaggle bccd_kaggle
-raabin_wbc warty_pig_wbc krd_wbc bodzas_hrls_wbc chula_rbc12 erythrocytes_idb erythrocytesidb
+raabin_wbc warty_pig_wbc krd_wbc bodzas_hrls_wbc chula_rbc12 erythrocytesidb
 leukemiaattri lld txl_pbc bccd bionet cbc_alam bcd_aslan m5_malaria bbbc041 makerere_plasmodium
 makerere_plasmodium_phone nlm_thick_pf nlm_thick_pv raabin_wbc_det zheng2018_wbc mohamed_far_wbc
 all_idb2 all_idb1 bbbc041seg md2019_malaria mp_idb nuclick_wbc anerbc elsafty_rbc sickle_tushabe
