@@ -18,6 +18,7 @@ import shutil
 import sys
 import uuid
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
@@ -74,7 +75,9 @@ def all_parquet_files(out: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
     return sorted(p for p in d.glob("*/*.parquet") if p.parent.name not in exclude)
 
 
+@lru_cache(maxsize=1)
 def _column_compression() -> dict[str, str]:
+    """Codec per Parquet leaf column (computed once, on first write, not at import)."""
     import io
 
     buf = io.BytesIO()
@@ -83,8 +86,6 @@ def _column_compression() -> dict[str, str]:
     paths = [meta.column(i).path for i in range(len(meta))]
     return {p: ("NONE" if p in UNCOMPRESSED_COLUMNS else "ZSTD") for p in paths}
 
-
-_COMPRESSION = _column_compression()
 
 
 class _SplitWriter:
@@ -112,7 +113,7 @@ class _SplitWriter:
         if self._writer is None or self._shard_bytes >= SHARD_BYTES:
             self._close_writer()
             path = self.folder / f"{self.split}-{len(self.shards):05d}.tmp.parquet"
-            self._writer = pq.ParquetWriter(path, ARROW_SCHEMA, compression=_COMPRESSION)
+            self._writer = pq.ParquetWriter(path, ARROW_SCHEMA, compression=_column_compression())
             self.shards.append(path)
             self._shard_bytes = 0
         table = pa.Table.from_pylist(self._buf, schema=ARROW_SCHEMA)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any, Optional
 
 import numpy as np
@@ -221,4 +221,4 @@ def _semantic(sample: RawSample, ctx: SourceContext, tax, where: str, W: int, H:
     return {"bytes": mask_codec.encode_semantic(indices), "path": "mask.png"}, classes
 
 
-__all__ = ["SourceContext", "build_row", "RowError", "TaxonomyError", "Path"]
+__all__ = ["SourceContext", "build_row", "RowError"]
