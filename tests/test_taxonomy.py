@@ -452,3 +452,38 @@ def test_real_segmentation_masks(tax):
         assert {tax.map_mask_class("mohamed_far_wbc", v, file=str(png)) for v in vals} == {"background", "nucleus"}
     mask = np.asarray(Image.open(real("bbbc041seg") / "Mask.png"))
     assert {tax.map_mask_class("bbbc041seg", v) for v in np.unique(mask)} == {"background", "cell"}
+
+
+# Stable class ids: the first 75 labels as released with SCHEMA_VERSION 2. Never edit this tuple;
+# a new label appends to taxonomy.yaml with the next id and may be appended here.
+RELEASED_CLASS_IDS = ('wbc', 'neutrophil', 'neutrophil_segmented', 'neutrophil_band', 'eosinophil',
+    'eosinophil_abnormal', 'basophil', 'immature_granulocyte', 'promyelocyte', 'promyelocyte_bilobed',
+    'promyelocyte_abnormal', 'faggot_cell', 'myelocyte', 'metamyelocyte', 'myeloblast', 'monoblast',
+    'promonocyte', 'monocyte', 'blast', 'lymphoblast', 'b_lymphoid_precursor', 'lymphocyte',
+    'lymphocyte_atypical', 'lymphocyte_immature', 'prolymphocyte', 'hairy_cell', 'plasma_cell',
+    'unknown_precursor', 'smudge_cell', 'erythroblast', 'proerythroblast', 'rbc', 'rbc_normal',
+    'rbc_circular', 'rbc_elongated', 'sickle_cell', 'macrocyte', 'microcyte', 'spherocyte',
+    'target_cell', 'stomatocyte', 'ovalocyte', 'elliptocyte', 'teardrop_cell', 'burr_cell',
+    'schistocyte', 'keratocyte', 'acanthocyte', 'hypochromic_rbc', 'polychromatic_rbc', 'rbc_other',
+    'platelet', 'platelet_giant', 'platelet_aggregate', 'parasite', 'plasmodium', 'plasmodium_ring',
+    'plasmodium_trophozoite', 'plasmodium_schizont', 'plasmodium_gametocyte', 'plasmodium_falciparum',
+    'plasmodium_vivax', 'plasmodium_malariae', 'plasmodium_ovale', 'babesia', 'leishmania',
+    'toxoplasma', 'trichomonad', 'trypanosome', 'blood_cell', 'tb_bacillus', 'artifact',
+    'not_identifiable', 'other_cell', 'unlabeled')
+
+
+def test_class_ids_are_stable_and_never_renumbered(tax):
+    names = tax.class_names()
+    assert names[: len(RELEASED_CLASS_IDS)] == RELEASED_CLASS_IDS
+    for i, name in enumerate(names):
+        assert tax.class_id(name) == i
+    with pytest.raises(KeyError, match="no_such_cell"):
+        tax.class_id("no_such_cell")
+
+
+def test_duplicate_or_gapped_class_ids_are_refused(tmp_path):
+    import unihema_data.taxonomy as taxmod
+    raw = yaml.safe_load(Path(taxmod.__file__).with_name("taxonomy.yaml").read_text())
+    raw["labels"]["neutrophil"]["id"] = 0  # same as wbc
+    with pytest.raises(TaxonomyError, match="ids must be unique"):
+        taxmod.Taxonomy(raw)

@@ -44,7 +44,7 @@ LINEAGES = (
 )
 ROLLUP_LEVELS = ("rollup5", "lineage", "group")
 RESERVED_SOURCE_KEYS = ("mask_classes", "attributes", "attribute_columns", "ignore", "diagnosis", "species", "notes")
-_LABEL_FIELDS = ("description", "cl", "cl_status", "cl_parent", "group", "rollup5", "lineage")
+_LABEL_FIELDS = ("id", "description", "cl", "cl_status", "cl_parent", "group", "rollup5", "lineage")
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _CL_ID = re.compile(r"^CL:\d{7}$")
 _YAML_FILE = "unihema_data/taxonomy.yaml"
@@ -65,6 +65,7 @@ class LabelInfo:
     ``None``."""
 
     name: str
+    id: int
     description: str
     cl: Optional[str]
     cl_status: str
@@ -172,6 +173,20 @@ class Taxonomy:
         """Names of the label tables of ``source`` (``labels`` first)."""
         self._need_source(source)
         return tuple(sorted(self._tables[source], key=lambda t: (t != "labels", t)))
+
+    def class_names(self) -> tuple[str, ...]:
+        """Canonical label names indexed by their stable id (``class_names()[i]`` has id ``i``).
+
+        Ids are fixed in ``taxonomy.yaml`` and never renumbered (new labels append), so training,
+        export and FiftyOne agree on them across corpora with different sources."""
+        return tuple(sorted(self.labels, key=lambda n: self.labels[n].id))
+
+    def class_id(self, label: str) -> int:
+        """Stable id of a canonical label; ``KeyError`` naming the label when it is unknown."""
+        try:
+            return self.labels[label].id
+        except KeyError:
+            raise KeyError(f"{label!r} is not a canonical taxonomy label") from None
 
     def is_known_label(self, label: str) -> bool:
         return label in self.labels
@@ -346,7 +361,15 @@ class _Validator:
                     raise TaxonomyError(f"{where}: {f} {spec[f]!r} is not a Cell Ontology id (CL:NNNNNNN) or null")
             if (spec["cl"] is None) != (spec["cl_status"] == "none"):
                 raise TaxonomyError(f"{where}: cl_status must be 'none' exactly when cl is null")
+            if not isinstance(spec["id"], int) or isinstance(spec["id"], bool) or spec["id"] < 0:
+                raise TaxonomyError(f"{where}: id must be a non-negative integer")
             self.t.labels[name] = LabelInfo(name=name, **{f: spec[f] for f in _LABEL_FIELDS})
+        ids = sorted(info.id for info in self.t.labels.values())
+        if ids != list(range(len(ids))):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise TaxonomyError(
+                f"labels: ids must be unique and contiguous from 0 (duplicates {dup}); "
+                "never renumber a label, give a new label the next free id")
         for name in ROLLUP5:
             if name not in self.t.labels:
                 raise TaxonomyError(f"labels: the 5-part differential class {name!r} must itself be a label")
