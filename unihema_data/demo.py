@@ -51,7 +51,9 @@ def run_demo(out: Path, num_proc: int = 2, console: Console | None = None) -> bo
         imgs = st["images"].get(sid, {})
         t.add_row(sid, ",".join(sorted(st["tasks"].get(sid, {}))),
                   *(str(imgs.get(s, 0)) for s in ("train", "validation", "test")),
-                  str(sum(st["objects"].get(sid, {}).values())), str(len(st["labels"].get(sid, {}))))
+                  str(sum(st["objects"].get(sid, {}).values())),
+                  # distinct canonical classes: image labels (classification) and object categories
+                  str(len(set(st["labels"].get(sid, {})) | set(st["objects"].get(sid, {})))))
     console.print(t)
     console.print(f"Load it with: datasets.load_dataset({str(dataset)!r}, 'all')")
     return rep.ok

@@ -46,10 +46,9 @@ Quality
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import pyarrow as pa
-from datasets import Features, Image, List, Value
 
 SCHEMA_VERSION = "1.0.0"
 
@@ -58,86 +57,122 @@ SPLITS = ("train", "validation", "test")
 GRANULARITIES = ("single_cell", "field_of_view")
 BBOX_SOURCES = ("annotated", "from_mask", "from_point")
 
-_STR = Value("string")
-_ATTRS = List({"name": _STR, "value": _STR})
+# ``FEATURES``, ``ARROW_SCHEMA``, ``COLUMNS`` and ``OBJECT_FIELDS`` are built on first use (module
+# ``__getattr__``): ``datasets`` takes ~0.8 s to import, and ``import unihema_data`` / the CLI's
+# ``--help`` must not pay for it. ``from unihema_data.schema import FEATURES`` works as before.
+_LAZY = ("FEATURES", "ARROW_SCHEMA", "COLUMNS", "OBJECT_FIELDS")
 
-FEATURES = Features(
-    {
-        # identity and provenance
-        "sample_id": _STR,
-        "source": _STR,
-        "subset": _STR,
-        "split": _STR,
-        "source_split": _STR,
-        "group_id": _STR,
-        "license": _STR,
-        "image_sha256": _STR,
-        # image
-        "image": Image(),
-        "width": Value("int32"),
-        "height": Value("int32"),
-        "granularity": _STR,
-        "disease": _STR,
-        "magnification": _STR,
-        "microscope": _STR,
-        "stain": _STR,
-        # tasks
-        "tasks": List(_STR),
-        # classification
-        "label": _STR,
-        "source_label": _STR,
-        "attributes": _ATTRS,
-        # objects, parallel lists
-        "objects": {
-            "bbox": List(List(Value("float32"), length=4)),
-            "category": List(_STR),
-            "source_category": List(_STR),
-            "bbox_source": List(_STR),
-            "mask_rle": List(_STR),
-            "attributes": List(_ATTRS),
-            "point": List(List(Value("float32"))),
-        },
-        # segmentation
-        "semantic_mask": Image(),
-        "mask_classes": List(_STR),
-        # text
-        "prompt": _STR,
-        "question": _STR,
-        "answer": _STR,
-        "masked_text": _STR,
-        "target_text": _STR,
-        # quality
-        "qc_flags": List(_STR),
-    }
-)
 
-ARROW_SCHEMA: pa.Schema = FEATURES.arrow_schema.with_metadata(
-    {**(FEATURES.arrow_schema.metadata or {}), b"unihema_schema_version": SCHEMA_VERSION.encode()}
-)
+def _build() -> None:
+    from datasets import Features, Image, List, Value
 
-COLUMNS = tuple(FEATURES.keys())
-OBJECT_FIELDS = tuple(FEATURES["objects"].keys())
+    _STR = Value("string")
+    _ATTRS = List({"name": _STR, "value": _STR})
+
+    features = Features(
+        {
+            # identity and provenance
+            "sample_id": _STR,
+            "source": _STR,
+            "subset": _STR,
+            "split": _STR,
+            "source_split": _STR,
+            "group_id": _STR,
+            "license": _STR,
+            "image_sha256": _STR,
+            # image
+            "image": Image(),
+            "width": Value("int32"),
+            "height": Value("int32"),
+            "granularity": _STR,
+            "disease": _STR,
+            "magnification": _STR,
+            "microscope": _STR,
+            "stain": _STR,
+            # tasks
+            "tasks": List(_STR),
+            # classification
+            "label": _STR,
+            "source_label": _STR,
+            "attributes": _ATTRS,
+            # objects, parallel lists
+            "objects": {
+                "bbox": List(List(Value("float32"), length=4)),
+                "category": List(_STR),
+                "source_category": List(_STR),
+                "bbox_source": List(_STR),
+                "mask_rle": List(_STR),
+                "attributes": List(_ATTRS),
+                "point": List(List(Value("float32"))),
+            },
+            # segmentation
+            "semantic_mask": Image(),
+            "mask_classes": List(_STR),
+            # text
+            "prompt": _STR,
+            "question": _STR,
+            "answer": _STR,
+            "masked_text": _STR,
+            "target_text": _STR,
+            # quality
+            "qc_flags": List(_STR),
+        }
+    )
+    arrow: pa.Schema = features.arrow_schema.with_metadata(
+        {**(features.arrow_schema.metadata or {}), b"unihema_schema_version": SCHEMA_VERSION.encode()}
+    )
+    globals().update(FEATURES=features, ARROW_SCHEMA=arrow, COLUMNS=tuple(features.keys()),
+                     OBJECT_FIELDS=tuple(features["objects"].keys()))
+
+
+def _get(name: str) -> Any:
+    g = globals()
+    if name not in g:
+        _build()
+    return g[name]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return _get(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def empty_objects() -> dict[str, list]:
-    return {k: [] for k in OBJECT_FIELDS}
+    return {k: [] for k in _get("OBJECT_FIELDS")}
 
 
 def empty_row() -> dict[str, Any]:
     """A row with every column present and neutral values ("" / [] / None)."""
+    global _EMPTY_KINDS
+    if _EMPTY_KINDS is None:
+        from datasets import Image, List, Value
+
+        kinds = []
+        for name, feat in _get("FEATURES").items():
+            if name == "objects":
+                kinds.append((name, "objects"))
+            elif isinstance(feat, Image):
+                kinds.append((name, None))
+            elif isinstance(feat, List):
+                kinds.append((name, "list"))
+            elif isinstance(feat, Value) and feat.dtype.startswith("int"):
+                kinds.append((name, 0))
+            else:
+                kinds.append((name, ""))
+        _EMPTY_KINDS = tuple(kinds)
     row: dict[str, Any] = {}
-    for name, feat in FEATURES.items():
-        if name == "objects":
+    for name, kind in _EMPTY_KINDS:
+        if kind == "objects":
             row[name] = empty_objects()
-        elif isinstance(feat, Image):
-            row[name] = None
-        elif isinstance(feat, List):
+        elif kind == "list":
             row[name] = []
-        elif isinstance(feat, Value) and feat.dtype.startswith("int"):
-            row[name] = 0
         else:
-            row[name] = ""
+            row[name] = kind
     return row
+
+
+_EMPTY_KINDS: Optional[tuple] = None
 
 
 def attrs_to_list(attrs: dict[str, str]) -> list[dict[str, str]]:

@@ -50,3 +50,9 @@ def compute_stats(out: Path | str) -> Stats:
                 for fl in cols["qc_flags"][j]:
                     st.flags[(src, fl.split(":", 1)[0])] += 1
     return st
+
+
+# ``unihema_data.stats(...)`` (the package-level API verb) calls unihema_data.api.stats
+from .api import stats as _api_stats, make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__, _api_stats)

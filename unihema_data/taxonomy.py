@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-import yaml
+from . import _yaml
 
 NOT_ANNOTATED = "not_annotated"
 DEFAULT_PATH = Path(__file__).resolve().with_name("taxonomy.yaml")
@@ -506,8 +506,8 @@ class _Validator:
 
 def _read(path: Path) -> Taxonomy:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
+        raw = _yaml.safe_load(path.read_text(encoding="utf-8"))
+    except _yaml.YAMLError as e:
         raise TaxonomyError(f"{path}: not valid YAML ({e})") from None
     except OSError as e:
         raise TaxonomyError(f"{path}: cannot read taxonomy ({e})") from None

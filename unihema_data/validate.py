@@ -49,7 +49,7 @@ class ValidationReport:
             self.problems.append(f"[{kind}] {msg}")
 
     def summary(self) -> str:
-        head = f"{self.rows} rows in {self.files} shards: " + ("OK" if self.ok else f"{sum(self.counts_by_kind.values())} problems")
+        head = f"{self.rows} rows in {self.files} shards: " + ("OK" if self.ok else _plural(sum(self.counts_by_kind.values()), "problem"))
         lines = [head]
         for kind, n in sorted(self.counts_by_kind.items()):
             lines.append(f"  {kind}: {n}")
@@ -221,3 +221,13 @@ def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> Validation
             for kind, msg in p.get():
                 report.add(kind, msg)
     return report
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+# ``unihema_data.validate(...)`` (the package-level API verb) calls unihema_data.api.validate
+from .api import validate as _api_validate, make_callable as _make_callable  # noqa: E402
+
+_make_callable(__name__, _api_validate)

@@ -1,6 +1,6 @@
 """``unihema-train``: train the Uni-Hema model for a few steps on a converted corpus folder.
 
-    unihema-train --recipe recipes/tiny.yaml --data OUT_DIR --steps N [--output DIR] [--seed S]
+    unihema-train --recipe tiny --data OUT_DIR --steps N [--output DIR] [--seed S]
 
 Recipe (YAML; every key optional, defaults shown)::
 
@@ -111,7 +111,9 @@ class Recipe(_Strict):
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    from .recipe_files import resolve_recipe  # a packaged recipe name (tiny) or a path
+
+    raw = yaml.safe_load(resolve_recipe(path).read_text()) or {}
     recipe = Recipe.model_validate(raw)
     if recipe.train.stage not in STAGES:
         raise ValueError(f"train.stage must be one of {sorted(STAGES)}")

@@ -146,6 +146,10 @@ class Adapter(abc.ABC):
     #: when True the core snaps a value outside ``mask_values`` to the nearest declared value and
     #: flags the row ``mask_stray_pixels:<n>``; when False (default) such a value is an error
     mask_snap_stray_values: ClassVar[bool] = False
+    #: set by the core for ``convert --allow-partial``: an adapter that checks up front that every
+    #: image its annotations reference exists (e.g. WBCAtt -> PBC) must then yield the records of
+    #: absent images instead of raising; the core skips them and reports each one
+    allow_partial: bool = False
 
     # ---------------------------------------------------------------- layout discovery
     def is_root(self, path: Path) -> bool:

@@ -194,11 +194,12 @@ class WBCAttAdapter(Adapter):
         parent = self.pbc_parent(root)
         records = self.samples(root, parent)
         missing = [s for s in records if not s.image_path.is_file()]
-        if missing:
+        if missing and not self.allow_partial:
             s = missing[0]
             raise MissingInputError(
                 f"{self.id}: {len(missing)} of {len(records)} PBC images referenced by the WBCAtt CSVs are missing "
-                f"under {parent}; e.g. {s.image_path} (from {s.annotation_file}). The PBC copy is incomplete."
+                f"under {parent}; e.g. {s.image_path} (from {s.annotation_file}). The PBC copy is incomplete "
+                f"(`unihema-data convert {self.id} --allow-partial` converts the rows whose images are present)."
             )
         yield from records
 
