@@ -281,3 +281,54 @@ def test_allow_partial_converts_what_is_present_and_lists_what_is_missing(tmp_pa
     r = wide.invoke(app, args)
     assert r.exit_code == 1
     assert json.loads((out / ".unihema" / "manifest.json").read_text())["sources"]["wbcatt"]["partial"]["missing_count"] == 2
+
+
+def test_fetch_network_failure_names_its_cause(tmp_path, monkeypatch):
+    """A refused connection (closed port on 127.0.0.1) through the real `unihema-data fetch`
+    (loaded lazily by the top-level group): the message says why, and no query-string token leaks."""
+    import socket
+
+    import unihema_data.catalog as catalog_mod
+    from fetch_server import entry_dict, write_catalog
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/d/cells.zip?token=SECRET123"
+    lab = write_catalog(tmp_path / "lab.yaml", entry_dict("lab_cells", files=[{"name": "cells.zip", "url": url}]))
+    monkeypatch.setattr(catalog_mod, "CATALOG_PATH", write_catalog(tmp_path / "builtin.yaml"))
+    monkeypatch.setenv("UNIHEMA_FETCH_BACKOFF", "0.01")
+    monkeypatch.setenv("UNIHEMA_FETCH_RETRIES", "1")
+    catalog_mod._load_cached.cache_clear()
+    r = wide.invoke(app, ["fetch", "lab_cells", "--root", str(tmp_path / "work"), "--catalog", str(lab)])
+    catalog_mod._load_cached.cache_clear()
+    assert r.exit_code == 1, r.output
+    assert "ConnectionError: Connection refused" in r.output
+    assert "SECRET123" not in r.output
+
+
+def test_network_cause_unwraps_dns_and_timeouts():
+    import socket
+
+    import requests
+
+    from unihema_data.fetch.neterr import network_cause
+
+    try:
+        raise OSError("x") from socket.gaierror(-2, "Name or service not known")
+    except OSError as inner:
+        e = requests.ConnectionError(inner)
+    assert network_cause(e) == "ConnectionError: cannot resolve the host name (Name or service not known)"
+    assert network_cause(requests.ReadTimeout("read timed out")) == "ReadTimeout: timed out"
+    assert network_cause(ValueError("?")) == "ValueError"
+
+
+def test_generate_reports_progress_with_total(tmp_path):
+    from unihema_data.textsets.writer import generate
+
+    _raw, out, _r = _converted(tmp_path, "wbcatt")
+    seen: list[tuple[int, int]] = []
+    rep = generate("wbcatt_vqa", out, on_progress=lambda n, total: seen.append((n, total)))
+    assert rep.images == len(seen) and seen[-1][0] == seen[-1][1] == rep.images
+    r = wide.invoke(app, ["generate", "vqa", "--from", str(out), "--overwrite"])
+    assert r.exit_code == 0, r.output

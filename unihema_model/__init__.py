@@ -1,5 +1,8 @@
 """Uni-Hema reference model (arXiv 2511.13889): ResNet-50 + DINO deformable encoder/decoder + T5 + Hema-Former,
 as a transformers ``PreTrainedModel``. See :mod:`unihema_model.modeling_unihema` for the task-batch interface."""
+from ._require import require_model_extra as _require_model_extra
+
+_require_model_extra()  # names the `model` extra when torch/transformers are missing
 from .configuration_unihema import MORPHOLOGY_ATTRIBUTES, TASKS, UniHemaConfig
 from .modeling_unihema import UniHemaModel, UniHemaOutput, UniHemaPreTrainedModel
 from .postprocess import (

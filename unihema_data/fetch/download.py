@@ -39,6 +39,7 @@ from .errors import (
     TransientHTTPError,
     VerificationError,
 )
+from .neterr import network_cause
 from .settings import USER_AGENT, FetchSettings
 
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
@@ -281,9 +282,9 @@ class _Transfer:
             r = self.s.get(url, headers=headers, stream=True, timeout=(self.cfg.timeout, self.cfg.timeout),
                            auth=loc.auth, allow_redirects=True)
         except (requests.ConnectionError, requests.Timeout) as e:
-            raise TransientHTTPError(f"connection failed ({type(e).__name__})") from None
+            raise TransientHTTPError(f"connection failed ({network_cause(e)})") from None
         except requests.RequestException as e:
-            raise PermanentHTTPError(f"request failed ({type(e).__name__})") from None
+            raise PermanentHTTPError(f"request failed ({network_cause(e)})") from None
         with r:
             st = r.status_code
             if st == 416 and offset:
@@ -376,7 +377,7 @@ class _Transfer:
                         got += len(b)
                         self.progress.advance(len(b))
             except (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError) as e:
-                raise TransientHTTPError(f"connection dropped ({type(e).__name__}) after "
+                raise TransientHTTPError(f"connection dropped ({network_cause(e)}) after "
                                          f"{self.part.stat().st_size if self.part.exists() else 0} bytes") from None
             if expected_total is not None and got < expected_total:
                 raise TransientHTTPError(f"body truncated: got {got} of {expected_total} bytes")

@@ -34,6 +34,7 @@ import requests
 from ..catalog import DatasetEntry, FileSpec
 from .download import Location
 from .errors import ManualDownloadRequired, ResolveError
+from .neterr import network_cause
 from .settings import USER_AGENT, FetchSettings
 
 
@@ -87,7 +88,7 @@ def _get_json(ctx: Context, url: str, what: str, **kw):
         r = ctx.session.get(url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                             timeout=ctx.settings.timeout, **kw)
     except requests.RequestException as e:
-        raise ResolveError(f"{what}: cannot reach {url} ({type(e).__name__})") from None
+        raise ResolveError(f"{what}: cannot reach {url} ({network_cause(e)})") from None
     if r.status_code != 200:
         raise ResolveError(f"{what}: {url} answered HTTP {r.status_code}")
     try:

@@ -30,9 +30,14 @@ _OVER = typer.Option(False, "--overwrite", help="regenerate even when up to date
 def _run(textset: str, out: Path, **kw) -> None:
     from .writer import GenerateOptions, TextsetError, generate
 
+    from ..progress import progress_bar
+
     opts = GenerateOptions(**kw)
     try:
-        rep = generate(textset, out, opts)
+        with progress_bar(err) as prog:  # images read / total, rate, ETA (on stderr, removed when done)
+            task = prog.add_task(f"generate {textset}", total=None)
+            rep = generate(textset, out, opts,
+                           on_progress=lambda n, total: prog.update(task, completed=n, total=total))
     except TextsetError as e:
         err.print(f"[red]generation failed:[/red] {e}")
         raise typer.Exit(2 if "not converted" in str(e) or "unknown" in str(e) or "must be" in str(e) else 1)

@@ -19,6 +19,9 @@ class LocalParaphraser:
     """``__call__(text) -> paraphrase``; input is ``prefix + text`` (T5 style task prefix)."""
 
     def __init__(self, path: str | Path, prefix: str = "paraphrase: ", max_new_tokens: int = 96):
+        from ..extras import require
+
+        require("model", "torch", "transformers", feature="--paraphraser")
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         self.path = Path(path)

@@ -274,9 +274,12 @@ def fingerprint(spec: TextsetSpec, parent_entry: dict, options: GenerateOptions)
 
 
 def generate(textset: str, out: Path | str, options: Optional[GenerateOptions] = None,
-             paraphrase: Optional[Paraphrase] = None) -> GenerationReport:
+             paraphrase: Optional[Paraphrase] = None,
+             on_progress: Optional[Callable[[int, Optional[int]], None]] = None) -> GenerationReport:
     """Generate one text set into ``out`` (see module doc). ``paraphrase`` injects a callable
-    (tests); otherwise ``options.paraphraser`` loads a local model. Raises :class:`TextsetError`."""
+    (tests); otherwise ``options.paraphraser`` loads a local model. ``on_progress(images_read, total)``
+    is called per parent image (``total``: the parent's converted rows, capped by ``max_images``).
+    Raises :class:`TextsetError`."""
     t0 = time.perf_counter()
     options = options or GenerateOptions()
     out = Path(out)
@@ -305,15 +308,20 @@ def generate(textset: str, out: Path | str, options: Optional[GenerateOptions] =
     if paraphrase is None and options.paraphraser:
         try:
             paraphrase = LocalParaphraser(options.paraphraser)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, ImportError) as e:  # ImportError: the `model` extra is missing
             raise TextsetError(f"cannot load the paraphraser from {options.paraphraser}: {e}") from None
     run = _Run(spec, options, paraphrase)
     split_of: dict[str, str] = {}
+    total = sum(parent.get("counts", {}).values()) or None
+    if total is not None and options.max_images is not None:
+        total = min(total, options.max_images)
     with staged_source(out, spec.id) as staged:
         for row in iter_parent_rows(out, spec.parent):
             if options.max_images is not None and run.rep.images >= options.max_images:
                 break
             run.rep.images += 1
+            if on_progress is not None:
+                on_progress(run.rep.images, total)
             texts = run.texts(row)
             if not texts:
                 continue
