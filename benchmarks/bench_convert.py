@@ -564,6 +564,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--num-proc", type=int, default=DEFAULT_NUM_PROC)
     ap.add_argument("--corpus", type=Path, help="existing folder containing BCCD/ (else one is generated)")
+    ap.add_argument("--corpus-kind", choices=("smear", "noisy"), default="smear",
+                    help="generated corpus: smear (~50-100 KB JPEGs) or noisy (~230 KB poorly compressible, 20 boxes)")
     ap.add_argument("--workdir", type=Path, help="scratch folder (default: a new temp folder, removed at the end)")
     ap.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="markdown file to write")
     ap.add_argument("--no-warmup", dest="warmup", action="store_false")
@@ -605,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
 
             a.corpus = work / "corpus"
             t = time.perf_counter()
-            make_corpus(a.corpus, a.n, a.seed)
+            make_corpus(a.corpus, a.n, a.seed, kind=a.corpus_kind)
             print(f"corpus: {a.n} images in {a.corpus} ({time.perf_counter() - t:.1f} s)", flush=True)
         a.corpus = a.corpus.resolve()
         if not (a.corpus / "BCCD" / "Annotations").is_dir():
@@ -628,9 +630,8 @@ def main(argv: list[str] | None = None) -> int:
                 for p in extras:
                     b.run(p, out=b.keep_out)
         text = render(b, n, corpus_bytes, command, started)
-        analysis = HERE / "ANALYSIS.md"
-        if analysis.exists():  # hand-written findings (profile, suggestions), dated inside
-            text += "\n" + analysis.read_text(encoding="utf-8")
+        # the hand-written findings live in benchmarks/ANALYSIS.md only (linked, never copied in)
+        text += "\nAnalysis of these numbers (profile, what remains): `benchmarks/ANALYSIS.md`.\n"
         a.results.parent.mkdir(parents=True, exist_ok=True)
         a.results.write_text(text, encoding="utf-8")
         print(text.split("<!-- raw runs -->")[0])

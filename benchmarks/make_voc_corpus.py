@@ -13,9 +13,15 @@ image is a pool image with a fresh random noise patch (so **every file has disti
 JPEG quality in 86-93 (file sizes ~50-100 KB, like the real BCCD's ~60-110 KB). Uniqueness is
 checked with sha256 before the function returns. Deterministic for a given ``--seed``.
 
+``--kind noisy`` writes the second benchmark corpus: large, poorly compressible JPEGs like camera
+captures with sensor noise. Every image is a smear with exactly 20 boxes plus Gaussian noise
+(sigma 25) over the whole frame, encoded at quality 95: ~230 KB per 640x480 image (real smear
+photographs from phone/microscope cameras are in this range), so reading, hashing and writing the
+bytes dominate, not annotation parsing.
+
 Usage::
 
-    python benchmarks/make_voc_corpus.py OUT [--n 2000] [--seed 0]
+    python benchmarks/make_voc_corpus.py OUT [--n 2000] [--seed 0] [--kind smear|noisy]
 """
 from __future__ import annotations
 
@@ -41,11 +47,16 @@ NAMES = {"wbc": "WBC", "rbc": "RBC", "platelet": "Platelets"}
 PATCH = 96  # side of the per-image noise patch, pixels
 
 
-def _render_pool(rng: np.random.Generator, size: int, seed: int) -> list[tuple[np.ndarray, list, list]]:
+KINDS = ("smear", "noisy")
+NOISY_BOXES, NOISY_SIGMA, NOISY_QUALITY = 20, 25.0, 95
+
+
+def _render_pool(rng: np.random.Generator, size: int, seed: int,
+                 n_boxes: int | None = None) -> list[tuple[np.ndarray, list, list]]:
     """``size`` (pixels HxWx3 uint8, COCO boxes [x, y, w, h] ints, kinds) triples."""
     pool = []
     for k in range(size):
-        n = int(rng.integers(5, 26))
+        n = n_boxes if n_boxes is not None else int(rng.integers(5, 26))
         n_plt = int(rng.integers(0, 3))
         kinds = ["wbc"] + ["platelet"] * n_plt + ["rbc"] * max(n - 1 - n_plt, 0)
         boxes = syn.random_boxes(rng, W, H, len(kinds), lo=20, hi=110)
@@ -54,25 +65,33 @@ def _render_pool(rng: np.random.Generator, size: int, seed: int) -> list[tuple[n
     return pool
 
 
-def make_corpus(out: Path | str, n: int = 2000, seed: int = 0, pool_size: int = 24) -> Path:
+def make_corpus(out: Path | str, n: int = 2000, seed: int = 0, pool_size: int = 24, kind: str = "smear") -> Path:
     """Write the corpus; returns the ``BCCD`` folder. Raises if any two images share bytes."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     rng = np.random.default_rng(seed)
     root = Path(out) / "BCCD"
     for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    pool = _render_pool(rng, min(pool_size, n), seed)
+    pool = _render_pool(rng, min(pool_size, n), seed, NOISY_BOXES if kind == "noisy" else None)
     hashes: set[str] = set()
     split_of: dict[str, str] = {}
     for i in range(n):
         pixels, boxes, kinds = pool[int(rng.integers(0, len(pool)))]
-        arr = pixels.copy()
-        y0 = int(rng.integers(0, H - PATCH))
-        x0 = int(rng.integers(0, W - PATCH))
-        noise = rng.integers(-8, 9, size=(PATCH, PATCH, 3), dtype=np.int16)
-        patch = arr[y0:y0 + PATCH, x0:x0 + PATCH].astype(np.int16) + noise
-        arr[y0:y0 + PATCH, x0:x0 + PATCH] = np.clip(patch, 0, 255).astype(np.uint8)
+        if kind == "noisy":
+            noisy = pixels.astype(np.float32) + rng.normal(0.0, NOISY_SIGMA, size=pixels.shape).astype(np.float32)
+            arr = np.clip(noisy, 0, 255).astype(np.uint8)
+            quality = NOISY_QUALITY
+        else:
+            arr = pixels.copy()
+            y0 = int(rng.integers(0, H - PATCH))
+            x0 = int(rng.integers(0, W - PATCH))
+            noise = rng.integers(-8, 9, size=(PATCH, PATCH, 3), dtype=np.int16)
+            patch = arr[y0:y0 + PATCH, x0:x0 + PATCH].astype(np.int16) + noise
+            arr[y0:y0 + PATCH, x0:x0 + PATCH] = np.clip(patch, 0, 255).astype(np.uint8)
+            quality = int(rng.integers(86, 94))
         buf = io.BytesIO()
-        Image.fromarray(arr, "RGB").save(buf, format="JPEG", quality=int(rng.integers(86, 94)))
+        Image.fromarray(arr, "RGB").save(buf, format="JPEG", quality=quality)
         data = buf.getvalue()
         digest = hashlib.sha256(data).hexdigest()
         if digest in hashes:
@@ -101,11 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=2000, help="number of images (default 2000)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pool", type=int, default=24, help="pre-rendered base images (default 24)")
+    ap.add_argument("--kind", choices=KINDS, default="smear",
+                    help="smear: ~50-100 KB JPEGs, 5-25 boxes; noisy: ~230 KB poorly compressible JPEGs, 20 boxes")
     a = ap.parse_args(argv)
     if a.n < 1:
         ap.error("--n must be >= 1")
     t0 = time.perf_counter()
-    root = make_corpus(a.out, a.n, a.seed, a.pool)
+    root = make_corpus(a.out, a.n, a.seed, a.pool, a.kind)
     size = corpus_bytes(root)
     print(f"{root}: {a.n} images, {size / 2**20:.1f} MiB, {time.perf_counter() - t0:.1f} s")
     return 0
