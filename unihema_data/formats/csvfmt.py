@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
-from ..adapters.base import CorruptInputError, MissingInputError
+from ..errors import CorruptInputError, MissingInputError
 
 
 @dataclass

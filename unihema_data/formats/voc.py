@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..adapters.base import CorruptInputError
+from ..errors import CorruptInputError
 
 
 @dataclass
