@@ -94,6 +94,7 @@ def convert_cmd(
     max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help="convert only the first N images"),
     overwrite: bool = typer.Option(False, "--overwrite", help="reconvert even when up to date"),
     seed: int = typer.Option(0, "--seed", help="seed of the grouped split for sources without one"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="list every skipped, orphaned, repaired or flagged input"),
 ) -> None:
     """Convert sources into OUT (atomic per source; reruns are no-ops)."""
     from .convert import ConversionError, ConvertOptions, convert, sources_present
@@ -124,7 +125,7 @@ def convert_cmd(
         except ConversionError as e:
             err.print(f"[red]conversion failed:[/red] {e}\n{out} was left unchanged for that source.")
             raise typer.Exit(1)
-    _print_reports(reports, out)
+    _print_reports(reports, out, verbose)
 
 
 def _progress() -> Progress:
@@ -132,19 +133,40 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err, transient=True)
 
 
-def _print_reports(reports, out: Path) -> None:
+def _print_reports(reports, out: Path, verbose: bool = False) -> None:
     t = Table(title="conversion")
-    for col in ("source", "status", "train", "validation", "test", "duplicates", "qc flags", "seconds"):
+    for col in ("source", "status", "train", "validation", "test", "duplicates", "qc flags", "inputs", "seconds"):
         t.add_column(col)
     for r in reports:
+        inputs = r.inputs.counts() if getattr(r, "inputs", None) is not None else {}
         t.add_row(r.source, r.status, *(str(r.counts.get(s, 0)) for s in ("train", "validation", "test")),
-                  str(r.duplicates), ", ".join(f"{k}={v}" for k, v in sorted(r.flags.items())) or "-", f"{r.seconds:.1f}")
+                  str(r.duplicates), ", ".join(f"{k}={v}" for k, v in sorted(r.flags.items())) or "-",
+                  ", ".join(f"{k}={v}" for k, v in inputs.items()) or "-", f"{r.seconds:.1f}")
     console.print(t)
     for r in reports:
         console.print(f"{r.source}: {r.status} ({r.total} images from {r.root})", markup=False, soft_wrap=True)
+        _print_inputs(r, verbose)
         for ts in r.stale_textsets:
             err.print(f"note: text set {ts} was built from the previous {r.source}; rebuild it with "
                       f"`unihema-data generate {ts.rsplit('_', 1)[-1]} --from {out}`", markup=False, soft_wrap=True)
+
+
+def _print_inputs(r, verbose: bool) -> None:
+    """The run report: counts always (with an example), every entry with ``--verbose``."""
+    rep = getattr(r, "inputs", None)
+    for k, v in sorted(getattr(r, "info", {}).items()):
+        console.print(f"  {k}: {v}", markup=False, soft_wrap=True)
+    if not rep:
+        return
+    for kind, n in rep.counts().items():
+        items = rep.of(kind)
+        if verbose:
+            console.print(f"  {kind} ({n}):", markup=False)
+            for path, reason in items:
+                console.print(f"    {path}: {reason}", markup=False, soft_wrap=True)
+        else:
+            more = f" (+{n - 1} more; --verbose lists them)" if n > 1 else ""
+            console.print(f"  {kind} {n} input(s), e.g. {items[0][0]}: {items[0][1]}{more}", markup=False, soft_wrap=True)
 
 
 @app.command("validate")
