@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -394,24 +395,28 @@ class ImageMaskPairAdapter(Adapter):
     # machinery
     def records(self, root: Path) -> Iterator[FileRecord]:
         for subset, idir, mdir in self.folders(root):
-            same = idir == mdir
-            ifiles = disk.list_files(idir, None if same else self.image_suffixes, None if same else self.report, root)
-            if same:
-                masks = [f for f in ifiles if f.suffix.lower() in self.mask_suffixes and self.mask_key(f) != self.image_key(f)]
-                images = [f for f in ifiles if f.suffix.lower() in self.image_suffixes and f not in masks]
+            if idir == mdir:  # one folder: images and masks told apart by their suffixes
+                overlap = {x.lower() for x in self.image_suffixes} & {x.lower() for x in self.mask_suffixes}
+                if overlap:
+                    raise TypeError(f"{self.id}: image and mask suffixes overlap ({sorted(overlap)}) in one folder")
+                files = disk.list_files(idir, (*self.image_suffixes, *self.mask_suffixes), self.report, root, "an image or mask")
+                images = [f for f in files if f.suffix.lower() in {x.lower() for x in self.image_suffixes}]
+                masks = [f for f in files if f not in images]
             else:
-                images = ifiles
+                images = disk.list_files(idir, self.image_suffixes, self.report, root, "an image file")
                 masks = disk.list_files(mdir, self.mask_suffixes, self.report, root, "a mask file")
             pairs, lonely_images, lonely_masks = pair_by_stem(images, masks, self.mask_key, self.image_key)
             for m in lonely_masks:
                 self.report.orphan(disk.rel(m, root), "mask without an image (not converted)")
             if lonely_images and not self.allow_unmasked_images:
-                raise MissingInputError(f"{show(lonely_images[0])}: no mask for this image in {show(mdir)} "
-                                        f"({len(lonely_images)} image(s) without a mask)")
+                img = lonely_images[0]
+                raise MissingInputError(
+                    f"{show(img)}: mask {disk.rel(mdir, root)}/{show(img.stem)}{self.mask_suffixes[0]} is missing "
+                    f"({len(lonely_images)} image(s) without a mask)")
             for img in lonely_images:
                 self.report.orphan(disk.rel(img, root), "image without a mask (converted without segmentation)")
             rows = [(i, m) for i, m in pairs] + [(i, None) for i in lonely_images]
-            for img, mask in sorted(rows, key=lambda t: disk.rel(t[0], root)):
+            for img, mask in sorted(rows, key=lambda t: os.fsencode(t[0].name)):
                 yield FileRecord(disk.rel(img, root), img, (("subset", subset),), (mask,))
 
     def parse(self, rec: FileRecord) -> RawSample:
