@@ -116,7 +116,10 @@ def convert_source(
     except (KeyError, AdapterError, TaxonomyError) as e:
         raise ConversionError(str(e).strip('"')) from None
 
-    fp = fingerprint(adapter, root, entry.model_dump_json(), options)
+    try:
+        fp = fingerprint(adapter, root, entry.model_dump_json(), options)
+    except AdapterError as e:  # a FIFO or dangling link met while listing the inputs
+        raise ConversionError(disk.show(str(e).strip('"'))) from None
     manifest = read_manifest(out)
     prev = manifest["sources"].get(sid)
     if prev and prev.get("fingerprint") == fp and not options.overwrite and source_files(out, sid):
@@ -222,10 +225,11 @@ def link_sources(adapter: Adapter, images_from: Iterable[str], raw_dir: Path | s
 
 
 def _locate_linked(sid: str, other: str, raw_dir: Path) -> Path:
-    """Root of ``other`` (a source ``sid`` takes images from, catalog ``images_from``):
-    ``raw_dir/<other>`` first, else inside ``sid``'s own download (``raw_dir/<sid>``)."""
+    """Root of ``other`` (a source ``sid`` takes images from, catalog ``images_from``): a copy
+    inside ``sid``'s own download (``raw_dir/<sid>``, put there on purpose) first, else
+    ``raw_dir/<other>``, else ``raw_dir`` itself (when it is ``sid``'s folder)."""
     linked = get_adapter(other)
-    candidates = [raw_dir / other, raw_dir / "raw" / other, raw_dir / sid, raw_dir / "raw" / sid, raw_dir]
+    candidates = [raw_dir / sid, raw_dir / "raw" / sid, raw_dir / other, raw_dir / "raw" / other, raw_dir]
     tried = []
     for c in candidates:
         if not c.is_dir() or c in tried:
@@ -241,7 +245,7 @@ def _locate_linked(sid: str, other: str, raw_dir: Path) -> Path:
     raise AdapterError(
         f"{sid}: {other.upper()} images not found: its images come from source {other!r} (catalog images_from), "
         f"but no {other} layout{what} was found under "
-        f"{' or '.join(disk.show(c) for c in candidates[:3])}. Put the {other} download under "
+        f"{' or '.join(disk.show(c) for c in candidates[:4])}. Put the {other} download under "
         f"{disk.show(raw_dir / other)} (`unihema-data fetch {other}`)."
     )
 

@@ -103,7 +103,8 @@ class Zheng2018WBCAdapter(ImageMaskPairAdapter):
 
     def check(self, root: Path) -> None:
         super().check(root)
-        missing = [labels_csv_name(s) for s in self.subsets(root) if not (root / labels_csv_name(s)).is_file()]
+        missing = [labels_csv_name(s) for s in self.subsets(root)
+                   if not ((root / labels_csv_name(s)).exists() or (root / labels_csv_name(s)).is_symlink())]
         if missing:
             raise MissingInputError(f"{self.id}: missing under {root}: {', '.join(missing)}")
 

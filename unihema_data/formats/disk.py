@@ -179,19 +179,24 @@ def list_dir(
     report: Optional["RunReport"] = None,
     root: Optional[Path] = None,
     keep_junk: bool = False,
+    strict: bool = True,
 ) -> tuple[list[Path], list[Path]]:
-    """``(sub-folders, regular files)`` of ``folder``, sorted, junk and special files left out and
-    recorded in ``report`` (``skipped``; paths relative to ``root`` when given)."""
+    """``(sub-folders, regular files)`` of ``folder``, sorted; junk left out and recorded in
+    ``report`` (``skipped``; paths relative to ``root`` when given). A FIFO, socket or device
+    (where a file is expected) is a :class:`CorruptInputError` and a dangling link a
+    :class:`MissingInputError`, both naming the entry: nothing ever opens them."""
     dirs, files = [], []
     base = root if root is not None else folder
     for e in _scandir(folder):
         p = Path(e.path)
         why = None if keep_junk else is_junk(e.name)
         kind, mode = _entry_kind(e)
+        if not strict and kind in ("special", "dangling"):
+            continue  # discovery: looking is not reading
         if why is None and kind == "special":
-            why = f"{file_kind(mode)} where a file or folder was expected"
+            raise CorruptInputError(f"{show(p)}: expected a regular file or folder, found {file_kind(mode)}")
         if why is None and kind == "dangling":
-            why = "dangling symbolic link"
+            raise MissingInputError(f"{show(p)}: dangling symbolic link (its target is missing)")
         if why is not None:
             if report is not None:
                 report.skip(rel(p, base), why)
@@ -220,9 +225,10 @@ def list_files(folder: Path, suffixes: Optional[Iterable[str]] = None, report: O
 
 
 def subdirs(folder: Path) -> list[Path]:
-    """Visible sub-folders of ``folder`` (no error when it cannot be listed)."""
+    """Visible sub-folders of ``folder`` (no error when it cannot be listed; special files
+    are ignored here: discovery only looks, the parsers refuse them)."""
     try:
-        return list_dir(folder)[0]
+        return list_dir(folder, strict=False)[0]
     except (MissingInputError, CorruptInputError):
         return []
 
