@@ -436,3 +436,47 @@ def test_parsing_runs_in_workers(tmp_path, monkeypatch):
     assert records and not calls and all(type(r).__name__ == "VocRecord" for r in records)
     convert(["bccd"], tmp_path / "raw", tmp_path / "out", _opts(num_proc=2))
     assert not calls  # parse_voc ran only in the worker processes (their calls are not seen here)
+
+
+# ------------------------------------------------------------------------------------ memory
+def test_instance_mask_family_small(family_env, tmp_path):
+    """Instance masks as lazy (mask file, value) refs: every cell becomes one object whose RLE is
+    pixel-identical to ``mask == value`` and whose box is derived from it."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from instance_masks_rss import BenchInstances
+
+    class Small(BenchInstances):
+        images, cells, width, height = 2, 30, 320, 240
+
+    taxp = family_env(Small)
+    yaml_tax = yaml.safe_load(Path(taxp).read_text())
+    yaml_tax["sources"][Small.id]["labels"] = {"wbc": "lymphocyte", "rbc": "rbc"}
+    Path(taxp).write_text(yaml.safe_dump(yaml_tax, allow_unicode=True))
+    truth = Small().fake(tmp_path / "raw" / Small.id)
+    rep = convert([Small.id], tmp_path / "raw", tmp_path / "out", _opts(num_proc=2, taxonomy_path=taxp))[0]
+    rows = _rows(tmp_path / "out", Small.id)
+    assert rep.total == 2
+    for rel in truth.samples:
+        r = rows[f"{Small.id}/{rel}"]
+        inst = np.asarray(Image.open(truth.root / "masks" / (Path(rel).stem + ".png")))
+        assert len(r["objects"]["mask_rle"]) == 30
+        for k, v in enumerate(range(1, 31)):
+            m = decode_rle(r["objects"]["mask_rle"][k], 240, 320)
+            assert np.array_equal(m, inst == v)
+            assert r["objects"]["bbox_source"][k] == "from_mask"
+            assert r["objects"]["source_category"][k] == ("wbc" if v % 10 == 0 else "rbc")
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("UNIHEMA_BENCH_RSS"),
+                    reason="set UNIHEMA_BENCH_RSS=1 to convert 4000x3000 images with 250 cells each (~15 s)")
+def test_instance_masks_peak_rss_under_1gb():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "instance_masks_rss.py"),
+                          "--images", "6", "--cells", "250", "--num-proc", "2"], capture_output=True, text=True)
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert res.returncode == 0 and out["ok"], out
+    assert out["peak_rss_mb"] < 1024 and out["objects"] == 1500

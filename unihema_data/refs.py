@@ -228,16 +228,60 @@ MaskRef = Union[np.ndarray, Polygon, Rle, MaskValue, MaskColour]
 
 
 class MaskFileCache:
-    """Per-record cache of decoded instance-mask files: ``path -> (array, slices by value)``."""
+    """Decoded instance-mask files: ``path -> (labels, slices by value)``. The most recent file
+    is also kept per process (``_LAST``), so a worker that listed a file's instance values in
+    :meth:`Adapter.parse` does not decode it again when the core rasterizes the objects."""
 
     def __init__(self) -> None:
-        self._files: dict[tuple[str, bool], tuple[np.ndarray, dict[int, tuple[slice, slice]]]] = {}
+        self._files: dict[tuple[str, bool], tuple[np.ndarray, dict]] = {}
 
-    def get(self, path: Path, colour: bool) -> tuple[np.ndarray, dict[int, tuple[slice, slice]]]:
+    def get(self, path: Path, colour: bool) -> tuple[np.ndarray, dict]:
         key = (str(path), colour)
         if key not in self._files:
-            self._files[key] = _load_instance_file(Path(path), colour)
+            self._files[key] = instance_file(Path(path), colour)
         return self._files[key]
+
+
+_LAST: dict[tuple[str, bool, int, int], tuple[np.ndarray, dict]] = {}
+
+
+def instance_file(path: Path, colour: bool = False) -> tuple[np.ndarray, dict]:
+    """``(labels, {value: ((row slice, col slice), label)})`` of an instance-mask file; the last
+    file decoded in this process is cached (keyed by path, size and mtime)."""
+    from .formats.disk import require_regular
+
+    st = require_regular(path, "mask file")
+    key = (str(path), colour, st.st_size, st.st_mtime_ns)
+    if key not in _LAST:
+        _LAST.clear()  # one file at a time: memory stays flat
+        _LAST[key] = _load_instance_file(Path(path), colour)
+    return _LAST[key]
+
+
+def instance_values(path: Path, colour: bool = False) -> list:
+    """Instance values (or ``(r, g, b)`` colours) present in a mask file, background 0 excluded."""
+    _labels, index = instance_file(path, colour)
+    if colour:
+        return [((v >> 16) & 255, (v >> 8) & 255, v & 255) for v in sorted(index) if v != 0]
+    return [v for v in sorted(index) if v != 0]
+
+
+def crop_to_rle(crop: np.ndarray, y0: int, x0: int, height: int, width: int) -> str:
+    """COCO compressed RLE counts of a full (height, width) mask that is ``crop`` (bool) at
+    ``(y0, x0)`` and empty elsewhere, computed from the crop alone (no full-size array)."""
+    from pycocotools import mask as mask_utils
+
+    h, w = crop.shape
+    padded = np.zeros((h + 2, w), dtype=bool)
+    padded[1:-1] = crop
+    flat = padded.ravel(order="F")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # run starts inside the padded crop
+    r, c = change % (h + 2), change // (h + 2)
+    full = (x0 + c).astype(np.int64) * height + (y0 - 1 + r)
+    bounds = np.concatenate(([0], full, [height * width]))
+    counts = np.diff(bounds).tolist()
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    return rle["counts"].decode("ascii")
 
 
 def _load_instance_file(path: Path, colour: bool):
@@ -271,7 +315,8 @@ def _load_instance_file(path: Path, colour: bool):
     else:
         if arr.dtype.kind not in "ui" or (arr.size and int(arr.min()) < 0):
             raise CorruptInputError(f"{show(path)}: instance mask must hold non-negative integers, got {arr.dtype}")
-        labels = arr.astype(np.int32, copy=False)
+        # find_objects takes the native integer array as is (no int32 copy of a 4000x3000 mask)
+        labels = arr if arr.dtype in (np.uint8, np.uint16, np.int32, np.int64) else arr.astype(np.int32)
         keys = None
     slices = ndimage.find_objects(labels)  # one pass: bounding slices of labels 1..max
     index: dict[int, tuple[tuple[slice, slice], int]] = {}
@@ -336,9 +381,7 @@ def decode_object_mask(ref: Any, height: int, width: int, cache: Optional[MaskFi
             what = f"colour {tuple(ref.colour)}" if colour else f"value {ref.value}"
             raise CorruptInputError(f"{show(ref.path)}: no pixel has instance {what}")
         (sy, sx), lab = index[key]
-        full = np.zeros((height, width), dtype=np.uint8, order="F")
-        full[sy, sx] = labels[sy, sx] == lab
-        return mask_utils.encode(full)["counts"].decode("ascii")
+        return crop_to_rle(labels[sy, sx] == lab, sy.start, sx.start, height, width)
     raise CorruptInputError(f"{name}: unsupported object mask reference {type(ref).__name__}")
 
 

@@ -17,8 +17,10 @@ Families and their per-record hooks (override in the source's class):
 :class:`YoloAdapter`         ``images/[<split>/]`` + ``labels/[<split>/]``, class names from
                              ``data.yaml`` / ``classes.txt``: ``class_names``, ``object_attributes``,
                              ``group_id``, ``meta``, ``flags``
-:class:`ImageMaskPairAdapter`  images and semantic masks paired by stem (``mask_stem``), orphans
+:class:`ImageMaskPairAdapter`  images and semantic masks paired by stem (``mask_key``), orphans
                              reported both ways: ``label``, ``group_id``, ``split``, ``meta``
+:class:`InstanceMaskPairAdapter`  the same with instance masks (one object per value / colour,
+                             lazy refs): ``instance_category``
 :class:`CocoJsonAdapter`     COCO instances JSON (pycocotools): polygons / RLE as lazy refs:
                              ``category``, ``group_id``, ``meta``
 :class:`CvatXmlAdapter`      CVAT for images 1.1 XML: boxes and polygons (rasterized by
@@ -434,6 +436,34 @@ class ImageMaskPairAdapter(Adapter):
                 yield from disk.list_files(mdir)
 
 
+class InstanceMaskPairAdapter(ImageMaskPairAdapter):
+    """Images paired with *instance* masks: every non-zero value (or, with
+    :attr:`colour_instances`, every non-black colour) is one object. The worker lists the values
+    (the file is decoded once per worker and reused by the core) and hands each object over as a
+    lazy :class:`~unihema_data.refs.MaskValue` / :class:`~unihema_data.refs.MaskColour`; boxes are
+    derived from the masks (``bbox_source = from_mask``). Memory stays flat whatever the number
+    of cells: no full-size per-object array is ever built."""
+
+    tasks = ("detection", "segmentation")
+    colour_instances: ClassVar[bool] = False
+
+    def instance_category(self, rec: FileRecord, value) -> str:
+        """Native category of one instance (default: the ``label`` hook, else ``"cell"``)."""
+        return self.label(rec) or "cell"
+
+    def parse(self, rec: FileRecord) -> RawSample:
+        from ..refs import MaskColour, MaskValue, instance_values
+
+        s = super().parse(rec)
+        mask = s.semantic_mask
+        s.semantic_mask, s.mask_values, s.label = None, {}, None
+        if mask is not None:
+            ref = MaskColour if self.colour_instances else MaskValue
+            s.objects = [RawObject(self.instance_category(rec, v), None, mask=ref(mask, v))
+                         for v in instance_values(mask, self.colour_instances)]
+        return s
+
+
 # ============================================================================ COCO JSON
 @dataclass(frozen=True)
 class CocoRecord:
@@ -610,5 +640,5 @@ class CvatXmlAdapter(Adapter):
 
 __all__ = [
     "ClassFolderAdapter", "CocoJsonAdapter", "CocoRecord", "CvatRecord", "CvatXmlAdapter", "FileRecord",
-    "ImageMaskPairAdapter", "VocAdapter", "VocRecord", "YoloAdapter", "YoloRecord", "pair_by_stem",
+    "ImageMaskPairAdapter", "InstanceMaskPairAdapter", "VocAdapter", "VocRecord", "YoloAdapter", "YoloRecord", "pair_by_stem",
 ]
