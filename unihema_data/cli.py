@@ -236,6 +236,26 @@ def demo_cmd(
         raise typer.Exit(1)
 
 
+@app.command("new-adapter")
+def new_adapter_cmd(
+    dataset_id: str = typer.Argument(..., help="catalog id of the source"),
+    family: str = typer.Option(..., "--family", help="class_folders | voc | yolo | image_mask | instance_mask | coco | cvat"),
+    root: Path = typer.Option(Path(__file__).resolve().parent.parent, "--root", help="repository root to write into"),
+) -> None:
+    """Write a new adapter skeleton (module + fake, alias-table stub, catalog status)."""
+    from .scaffold import ScaffoldError, new_adapter
+
+    try:
+        written = new_adapter(dataset_id, family, root)
+    except ScaffoldError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2)
+    for p in written:
+        console.print(f"wrote {p}", markup=False, soft_wrap=True)
+    console.print(f"next: fill the TODOs, map the labels in taxonomy.yaml, then run "
+                  f"`pytest tests/test_adapters.py -k {dataset_id}` (see docs/adding-an-adapter.md)", markup=False)
+
+
 def _register_optional() -> None:
     """Commands living in their own packages (fetch, generate) register here when present."""
     import importlib.util
