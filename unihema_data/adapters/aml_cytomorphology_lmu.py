@@ -59,6 +59,7 @@ class AMLCytomorphologyLMUAdapter(ClassFolderAdapter):
     version = "1"
     markers = (ANNOTATIONS,)
     classes = CLASSES
+    side_files = (ANNOTATIONS, "abbreviations.txt")
 
     def signature(self, path: Path) -> bool:
         return any((path / c).is_dir() for c in CLASSES)

@@ -76,6 +76,8 @@ class ClassFolderAdapter(Adapter):
     image_suffixes: ClassVar[tuple[str, ...]] = disk.IMAGE_SUFFIXES
     #: expected folder names of the ``class`` level; another name is an error (empty: any)
     classes: ClassVar[tuple[str, ...]] = ()
+    #: files of the source that sit between the folders (label lists, READMEs): not reported
+    side_files: ClassVar[tuple[str, ...]] = ()
 
     # hooks ------------------------------------------------------------------
     def label(self, rec: FileRecord) -> Optional[str]:
@@ -130,7 +132,7 @@ class ClassFolderAdapter(Adapter):
                 return
             dirs, files = disk.list_dir(folder, report, root)
             for f in files:
-                if report is not None:
+                if report is not None and f.name not in self.side_files:
                     report.skip(disk.rel(f, root), f"file outside a <{self.levels[depth]}> folder")
             for d in dirs:
                 level = self.levels[depth]
