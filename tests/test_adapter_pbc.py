@@ -123,5 +123,5 @@ def test_prefix_conflict_and_unknown_prefix(tmp_path):
     assert n["source_label"] == "platelet" and "unknown_prefix:" in n["qc_flags"]
     assert f"{SID}/platelet/Thumbs.db" not in rows
     list(adapter.iter_samples(truth.root))
-    assert ("platelet/Thumbs.db", "not an image file name") in adapter.skipped
+    assert ("platelet/Thumbs.db", "operating-system metadata file") in adapter.skipped
     assert len(rows) == truth.num_images + 3

@@ -14,7 +14,7 @@ import pytest
 
 from unihema_data.adapters import get_adapter
 from unihema_data.adapters.base import CorruptInputError, MissingInputError
-from unihema_data.convert import ConversionError, ConvertOptions, convert
+from unihema_data.convert import ConversionError, ConvertOptions, convert, link_sources
 from unihema_data.outdir import all_parquet_files
 from unihema_data.splits import normalize_split
 from unihema_data.taxonomy import load_taxonomy
@@ -87,6 +87,7 @@ def test_real_layout_with_incomplete_pbc_names_missing_images():
     adapter = get_adapter(SID)
     root = adapter.locate(SHARED)
     assert root.resolve() == REAL.resolve()
+    link_sources(adapter, ["pbc"], SHARED)  # what convert does for catalog images_from
     assert adapter.pbc_parent(root) == REAL_PBC.resolve()
     with pytest.raises(MissingInputError) as ei:
         list(adapter.iter_samples(root))
@@ -174,6 +175,7 @@ def test_pbc_tree_as_sibling_raw_pbc(tmp_path):
     assert not (tmp_path / "raw" / SID / "PBC").exists()
     report = _convert(SID, tmp_path / "raw", tmp_path / "out")
     assert report.total == truth.num_images
+    link_sources(adapter, ["pbc"], tmp_path / "raw")
     assert adapter.pbc_parent(truth.root) == (tmp_path / "raw" / "pbc").resolve()
 
 

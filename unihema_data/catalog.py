@@ -113,6 +113,10 @@ class DatasetEntry(_Strict):
     record: Optional[str] = Field(default=None, description="host record id / DOI / owner/repo[@ref] / kaggle slug")
     manual_instructions: Optional[str] = None
     derived_from: list[str] = Field(default_factory=list, description="parent source ids of a derived set")
+    images_from: list[str] = Field(
+        default_factory=list,
+        description="source ids whose located native roots this source's adapter reads images from "
+                    "(the core locates them and hands them to the adapter, see Adapter.linked)")
     files: list[FileSpec] = Field(default_factory=list)
     tasks: list[str]
     disease: list[str]
@@ -205,6 +209,9 @@ class Catalog(_Strict):
             missing = [p for p in d.derived_from if p not in known]
             if missing:
                 raise ValueError(f"dataset {d.id!r}: derived_from names unknown ids {missing}")
+            missing = [p for p in d.images_from if p not in known or p == d.id]
+            if missing:
+                raise ValueError(f"dataset {d.id!r}: images_from names unknown (or its own) ids {missing}")
         return self
 
     def get(self, dataset_id: str) -> DatasetEntry:

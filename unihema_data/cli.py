@@ -223,6 +223,7 @@ def convert_cmd(
     allow_partial: bool = typer.Option(False, "--allow-partial",
                                        help="convert what is present when images the annotations reference are "
                                             "missing (e.g. WBCAtt with part of PBC); lists every missing image"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="list every skipped, orphaned, repaired or flagged input"),
 ) -> None:
     """Convert sources into OUT (atomic per source; reruns are no-ops)."""
     from .convert import ConversionError, ConvertOptions, convert, sources_present
@@ -262,13 +263,14 @@ def convert_cmd(
         except ConversionError as e:
             err.print(f"[red]conversion failed:[/red] {e}\n{out} was left unchanged for that source.")
             raise typer.Exit(1)
-    _print_reports(reports, out)
+    _print_reports(reports, out, verbose)
 
 
-def _print_reports(reports, out: Path) -> None:
+def _print_reports(reports, out: Path, verbose: bool = False) -> None:
     from .outdir import MANIFEST
 
-    # sources and numbers never wrap; the flags column wraps between flags
+    # sources and numbers never wrap; the flags column wraps between flags (80 columns when piped);
+    # the run report (skipped/orphaned/repaired/flagged inputs) follows per source below the table
     t = Table(title="conversion", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
     t.add_column("source", no_wrap=True, min_width=max([len(r.source) for r in reports] + [6]))
     t.add_column("status", no_wrap=True)
@@ -278,10 +280,12 @@ def _print_reports(reports, out: Path) -> None:
     t.add_column("s", justify="right", no_wrap=True)
     for r in reports:
         t.add_row(r.source, r.status.replace("_", "-"), *(str(r.counts.get(s, 0)) for s in ("train", "validation", "test")),
-                  str(r.duplicates), " ".join(f"{k}={v}" for k, v in sorted(r.flags.items())) or "-", f"{r.seconds:.1f}")
+                  str(r.duplicates), " ".join(f"{k}={v}" for k, v in sorted(r.flags.items())) or "-",
+                  f"{r.seconds:.1f}")
     console.print(t)
     for r in reports:
         console.print(f"{r.source}: {r.status} ({r.total} images from {r.root})", markup=False, soft_wrap=True)
+        _print_inputs(r, verbose)
         if r.missing:
             err.print(f"{r.source}: --allow-partial: {len(r.missing)} referenced images are missing and were "
                       f"skipped (all listed in {out / MANIFEST} under sources.{r.source}.partial):",
@@ -293,6 +297,24 @@ def _print_reports(reports, out: Path) -> None:
         for ts in r.stale_textsets:
             err.print(f"note: text set {ts} was built from the previous {r.source}; rebuild it with "
                       f"`unihema-data generate {ts.rsplit('_', 1)[-1]} --from {out}`", markup=False, soft_wrap=True)
+
+
+def _print_inputs(r, verbose: bool) -> None:
+    """The run report: counts always (with an example), every entry with ``--verbose``."""
+    rep = getattr(r, "inputs", None)
+    for k, v in sorted(getattr(r, "info", {}).items()):
+        console.print(f"  {k}: {v}", markup=False, soft_wrap=True)
+    if not rep:
+        return
+    for kind, n in rep.counts().items():
+        items = rep.of(kind)
+        if verbose:
+            console.print(f"  {kind} ({n}):", markup=False)
+            for path, reason in items:
+                console.print(f"    {path}: {reason}", markup=False, soft_wrap=True)
+        else:
+            more = f" (+{n - 1} more; --verbose lists them)" if n > 1 else ""
+            console.print(f"  {kind} {n} input(s), e.g. {items[0][0]}: {items[0][1]}{more}", markup=False, soft_wrap=True)
 
 
 @app.command("validate")
@@ -374,6 +396,26 @@ def demo_cmd(
     ok = run_demo(out, num_proc=num_proc, console=console)
     if not ok:
         raise typer.Exit(1)
+
+
+@app.command("new-adapter")
+def new_adapter_cmd(
+    dataset_id: str = typer.Argument(..., help="catalog id of the source"),
+    family: str = typer.Option(..., "--family", help="class_folders | voc | yolo | image_mask | instance_mask | coco | cvat"),
+    root: Path = typer.Option(Path(__file__).resolve().parent.parent, "--root", help="repository root to write into"),
+) -> None:
+    """Write a new adapter skeleton (module + fake, alias-table stub, catalog status)."""
+    from .scaffold import ScaffoldError, new_adapter
+
+    try:
+        written = new_adapter(dataset_id, family, root)
+    except ScaffoldError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(2)
+    for p in written:
+        console.print(f"wrote {p}", markup=False, soft_wrap=True)
+    console.print(f"next: fill the TODOs, map the labels in taxonomy.yaml, then run "
+                  f"`pytest tests/test_adapters.py -k {dataset_id}` (see docs/adding-an-adapter.md)", markup=False)
 
 
 def main() -> None:  # console script entry point

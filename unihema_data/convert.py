@@ -25,10 +25,12 @@ import pyarrow.parquet as pq
 
 from .adapters import get_adapter
 from .adapters.base import Adapter, AdapterError, RawSample
+from .formats import disk
+from .report import RunReport
 from .card import write_card
 from .catalog import load_catalog
 from .outdir import all_parquet_files, read_manifest, source_files, staged_source, write_manifest
-from .rows import SourceContext, build_row
+from .rows import RowError, SourceContext, build_row
 from .schema import SCHEMA_VERSION
 from .splits import DEFAULT_SEED
 from .taxonomy import TaxonomyError, load_taxonomy
@@ -71,7 +73,11 @@ class SourceReport:
     flags: dict[str, int] = field(default_factory=dict)
     root: str = ""
     stale_textsets: list[str] = field(default_factory=list)  # derived sets to regenerate
-    #: --allow-partial: ``rel_path (annotation file)`` of every referenced image that was absent
+    #: run report: inputs skipped / orphaned / repaired / flagged (see :mod:`unihema_data.report`)
+    inputs: RunReport = field(default_factory=RunReport)
+    #: layout facts the adapter detected (variant, class-name source, linked roots...)
+    info: dict[str, str] = field(default_factory=dict)
+    #: --allow-partial: ``path (reason)`` of every orphaned input (e.g. a CSV row whose image is absent)
     missing: list[str] = field(default_factory=list)
 
     @property
@@ -108,6 +114,7 @@ def convert_source(
         adapter.allow_partial = options.allow_partial
         entry = load_catalog().get(sid)
         root = adapter.locate(raw_dir)
+        link_sources(adapter, entry.images_from, raw_dir)
         adapter.check(root)
         tax = load_taxonomy(options.taxonomy_path)
         if not tax.has_source(sid):
@@ -116,15 +123,24 @@ def convert_source(
     except (KeyError, AdapterError, TaxonomyError) as e:
         raise ConversionError(str(e).strip('"')) from None
 
-    fp = fingerprint(adapter, root, entry.model_dump_json(), options)
+    try:
+        fp = fingerprint(adapter, root, entry.model_dump_json(), options)
+    except AdapterError as e:  # a FIFO or dangling link met while listing the inputs
+        raise ConversionError(disk.show(str(e).strip('"'))) from None
     manifest = read_manifest(out)
     prev = manifest["sources"].get(sid)
     if prev and prev.get("fingerprint") == fp and not options.overwrite and source_files(out, sid):
         # what the stored rows carry, so an up-to-date rerun reports the same as the conversion did
-        return SourceReport(sid, "up_to_date", prev.get("counts", {}), time.perf_counter() - t0,
-                            duplicates=prev.get("duplicates", 0), moved=prev.get("moved", 0),
-                            flags=dict(prev.get("flags", {})), root=str(root),
-                            missing=list(prev.get("partial", {}).get("missing", [])))
+        rep = SourceReport(sid, "up_to_date", prev.get("counts", {}), time.perf_counter() - t0,
+                           duplicates=prev.get("duplicates", 0), moved=prev.get("moved", 0),
+                           flags=dict(prev.get("flags", {})), root=disk.show(root),
+                           missing=list(prev.get("partial", {}).get("missing", [])))
+        prev_inputs = prev.get("inputs", {})
+        for kind in ("skipped", "orphaned", "repaired", "flagged"):
+            for item in prev_inputs.get(kind, []):
+                rep.inputs.entries.append((kind, item["path"], item["reason"]))
+        rep.info = dict(prev.get("info", {}))
+        return rep
 
     ctx = SourceContext(
         source=sid,
@@ -138,19 +154,21 @@ def convert_source(
         adapter_tasks=tuple(adapter.tasks),
         mask_class_order=mask_order,
         mask_snap_stray_values=adapter.mask_snap_stray_values,
+        mask_palette=tuple(sorted(adapter.mask_palette.items())),
         seed=options.seed,
         taxonomy_path=options.taxonomy_path,
     )
     seen = _existing_hashes(out, exclude=sid)
-    report = SourceReport(sid, "converted", root=str(root))
+    report = SourceReport(sid, "converted", root=disk.show(root))
     flags: Counter = Counter()
     ids_seen: set[str] = set()
     out.mkdir(parents=True, exist_ok=True)
     try:
         with staged_source(out, sid) as staged:
-            samples = _samples(adapter, root, options.max_samples,
-                               report.missing if options.allow_partial else None)
-            for n, row in enumerate(_map_rows(samples, ctx, options.num_proc), 1):
+            adapter.prepare(root)  # main process: source-wide files, before the workers start
+            records = _samples(adapter, root, options.max_samples)
+            for n, (row, notes) in enumerate(_map_rows(records, ctx, options.num_proc, adapter), 1):
+                adapter.report.extend(notes)
                 if row["sample_id"] in ids_seen:
                     raise ConversionError(f"{sid}: two records share sample_id {row['sample_id']!r}")
                 ids_seen.add(row["sample_id"])
@@ -166,10 +184,14 @@ def convert_source(
             report.counts = staged.counts()
             staged.commit()
     except (AdapterError, TaxonomyError) as e:
-        raise ConversionError(str(e).strip('"')) from None
+        raise ConversionError(disk.show(str(e).strip('"'))) from None
     except OSError as e:  # disk full, permissions... while writing OUT
         raise ConversionError(f"{sid}: cannot write {out}: {e}") from None
     report.flags = dict(flags)
+    report.inputs = adapter.report
+    if options.allow_partial:
+        report.missing = [f"{p} ({r})" for p, r in report.inputs.of("orphaned")]
+    report.info = {**adapter.report.info, **{f"images_from:{k}": disk.show(v) for k, v in adapter.linked.items()}}
     report.seconds = time.perf_counter() - t0
     manifest = read_manifest(out)
     manifest["schema_version"] = SCHEMA_VERSION
@@ -182,6 +204,8 @@ def convert_source(
         "moved": report.moved,
         "flags": report.flags,
         "adapter_version": adapter.version,
+        "inputs": report.inputs.to_manifest(),
+        "info": report.info,
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if options.allow_partial:
@@ -210,6 +234,39 @@ def sources_present(raw_dir: Path | str) -> list[str]:
     return found
 
 
+def link_sources(adapter: Adapter, images_from: Iterable[str], raw_dir: Path | str) -> None:
+    """Locate every source ``adapter`` takes images from (catalog ``images_from``) and hand its
+    root to the adapter (:meth:`Adapter.link`)."""
+    for other in images_from:
+        adapter.link(other, _locate_linked(adapter.id, other, Path(raw_dir)))
+
+
+def _locate_linked(sid: str, other: str, raw_dir: Path) -> Path:
+    """Root of ``other`` (a source ``sid`` takes images from, catalog ``images_from``): a copy
+    inside ``sid``'s own download (``raw_dir/<sid>``, put there on purpose) first, else
+    ``raw_dir/<other>``, else ``raw_dir`` itself (when it is ``sid``'s folder)."""
+    linked = get_adapter(other)
+    candidates = [raw_dir / sid, raw_dir / "raw" / sid, raw_dir / other, raw_dir / "raw" / other, raw_dir]
+    tried = []
+    for c in candidates:
+        if not c.is_dir() or c in tried:
+            continue
+        tried.append(c)
+        found = linked.find_roots(c, depth=3, linked=True)
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise AdapterError(f"{sid}: images_from {other}: two candidate {other} roots under {disk.show(c)}: "
+                               f"{disk.show(found[0])} and {disk.show(found[1])}")
+    what = f" ({linked.layout_hint})" if linked.layout_hint else ""
+    raise AdapterError(
+        f"{sid}: {other.upper()} images not found: its images come from source {other!r} (catalog images_from), "
+        f"but no {other} layout{what} was found under "
+        f"{' or '.join(disk.show(c) for c in candidates[:4])}. Put the {other} download under "
+        f"{disk.show(raw_dir / other)} (`unihema-data fetch {other}`)."
+    )
+
+
 def fingerprint(adapter: Adapter, root: Path, entry_json: str, options: ConvertOptions) -> str:
     h = hashlib.sha256()
     tax_file = Path(options.taxonomy_path) if options.taxonomy_path else Path(__file__).with_name("taxonomy.yaml")
@@ -217,9 +274,13 @@ def fingerprint(adapter: Adapter, root: Path, entry_json: str, options: ConvertO
     h.update(json.dumps([SCHEMA_VERSION, adapter.id, adapter.version, options.seed, options.max_samples,
                          entry_json, tax_sha] + (["allow_partial"] if options.allow_partial else [])).encode())
     for p in adapter.input_files(root):
-        st = p.stat()
+        try:
+            st = p.stat()
+        except OSError as e:  # vanished or dangling: part of the fingerprint, not a traceback
+            h.update(os.fsencode(p) + f"\x00missing:{e.errno}\n".encode())
+            continue
         rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.resolve().as_posix()
-        h.update(f"{rel}\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
+        h.update(os.fsencode(rel) + f"\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -232,27 +293,12 @@ def _mask_class_order(adapter: Adapter, tax) -> tuple[str, ...]:
     return tuple(order)
 
 
-def _samples(adapter: Adapter, root: Path, max_samples: Optional[int],
-             missing: Optional[list[str]] = None) -> Iterator[RawSample]:
-    """Records of the adapter; with ``missing`` (a list, --allow-partial) records whose image file
-    is absent are skipped and appended to it as ``rel_path (annotation file)``."""
-    it = adapter.iter_samples(root)
-    if missing is not None:
-        it = _present_only(it, missing)
+def _samples(adapter: Adapter, root: Path, max_samples: Optional[int]) -> Iterator:
+    """The adapter's records (main process, cheap; parsed later in the workers)."""
+    it = adapter.records(root)
     if max_samples is not None:
         it = islice(it, max_samples)
-    for s in it:
-        if not s.mask_values and adapter.mask_values:
-            s.mask_values = dict(adapter.mask_values)
-        yield s
-
-
-def _present_only(samples: Iterator[RawSample], missing: list[str]) -> Iterator[RawSample]:
-    for s in samples:
-        if Path(s.image_path).is_file():
-            yield s
-        else:
-            missing.append(f"{s.rel_path} ({s.annotation_file})" if s.annotation_file else s.rel_path)
+    return it
 
 
 def _existing_hashes(out: Path, exclude: str) -> dict[str, tuple[str, str, bool]]:
@@ -296,19 +342,46 @@ def _resolve_duplicate(row: dict, seen: dict[str, tuple[str, str, bool]], report
 
 # ---------------------------------------------------------------- parallel row building
 _WORKER_CTX: Optional[SourceContext] = None
+_WORKER_ADAPTER: Optional[Adapter] = None
 
 
-def _init_worker(ctx: SourceContext) -> None:
-    global _WORKER_CTX
+def _init_worker(ctx: SourceContext, adapter: Optional[Adapter] = None) -> None:
+    global _WORKER_CTX, _WORKER_ADAPTER
     _WORKER_CTX = ctx
+    _WORKER_ADAPTER = adapter
 
 
-def _work(batch: list[RawSample]) -> list[dict]:
+def _record_name(record) -> str:
+    for attr in ("annotation_file", "image_path", "path", "image"):
+        v = getattr(record, attr, None)
+        if v:
+            return disk.show(str(v))
+    return disk.show(repr(record))[:200]
+
+
+def process_record(record, ctx: SourceContext, adapter: Optional[Adapter]) -> tuple[dict, list]:
+    """Worker side of one record: the adapter's :meth:`~Adapter.parse` (annotation files), then
+    :func:`build_row` (image and mask references decoded). Returns ``(row, run-report notes)``."""
+    if adapter is not None:
+        try:
+            sample = adapter.parse(record)
+        except (AdapterError, TaxonomyError):
+            raise
+        except Exception as e:  # noqa: BLE001 - name the record whatever went wrong
+            raise RowError(f"{ctx.source}: {_record_name(record)}: {type(e).__name__}: {e}") from e
+        if not sample.mask_values and adapter.mask_values:
+            sample.mask_values = dict(adapter.mask_values)
+    else:
+        sample = record
+    return build_row(sample, ctx), list(sample.notes)
+
+
+def _work(batch: list) -> list[tuple[dict, list]]:
     assert _WORKER_CTX is not None
-    return [build_row(s, _WORKER_CTX) for s in batch]
+    return [process_record(r, _WORKER_CTX, _WORKER_ADAPTER) for r in batch]
 
 
-def _batches(samples: Iterator[RawSample], size: int) -> Iterator[list[RawSample]]:
+def _batches(samples: Iterator, size: int) -> Iterator[list]:
     while True:
         b = list(islice(samples, size))
         if not b:
@@ -316,16 +389,19 @@ def _batches(samples: Iterator[RawSample], size: int) -> Iterator[list[RawSample
         yield b
 
 
-def _map_rows(samples: Iterator[RawSample], ctx: SourceContext, num_proc: int) -> Iterator[dict]:
-    """Ordered, bounded parallel map of :func:`build_row` (at most ``4 * num_proc`` batches in flight)."""
+def _map_rows(records: Iterator, ctx: SourceContext, num_proc: int,
+              adapter: Optional[Adapter] = None) -> Iterator[tuple[dict, list]]:
+    """Ordered, bounded parallel map of :func:`process_record` (at most ``4 * num_proc`` batches
+    in flight, so memory stays flat). The adapter (with its :meth:`~Adapter.prepare` state)
+    reaches each worker once, at start-up."""
     if num_proc <= 1:
-        for s in samples:
-            yield build_row(s, ctx)
+        for r in records:
+            yield process_record(r, ctx, adapter)
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(num_proc, initializer=_init_worker, initargs=(ctx,)) as pool:
+    with mp.get_context(method).Pool(num_proc, initializer=_init_worker, initargs=(ctx, adapter)) as pool:
         pending: deque = deque()
-        for batch in _batches(samples, BATCH):
+        for batch in _batches(iter(records), BATCH):
             pending.append(pool.apply_async(_work, (batch,)))
             while len(pending) >= 4 * num_proc:
                 yield from pending.popleft().get()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich import box
 from rich.table import Table
 
 from .adapters import adapter_ids, get_adapter
@@ -44,12 +45,15 @@ def run_demo(out: Path, num_proc: int = 2, console: Console | None = None) -> bo
     console.print("[bold]4/4[/bold] validate: ", end="")
     console.print(rep.summary(), markup=False)
     st = compute_stats(dataset).as_dict()
-    t = Table(title=f"UniHema demo corpus ({time.perf_counter() - t0:.1f} s)")
-    for col in ("source", "tasks", "train", "validation", "test", "objects", "classes"):
-        t.add_column(col)
+    # ids and numbers never break (80 columns when piped); the task list wraps between tasks
+    t = Table(title=f"UniHema demo corpus ({time.perf_counter() - t0:.1f} s)", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("source", no_wrap=True, min_width=max(len(i) for i in ids))
+    t.add_column("tasks", min_width=len("classification"))
+    for col in ("train", "val", "test", "objs", "classes"):
+        t.add_column(col, justify="right", no_wrap=True)
     for sid in ids:
         imgs = st["images"].get(sid, {})
-        t.add_row(sid, ",".join(sorted(st["tasks"].get(sid, {}))),
+        t.add_row(sid, " ".join(sorted(st["tasks"].get(sid, {}))),
                   *(str(imgs.get(s, 0)) for s in ("train", "validation", "test")),
                   str(sum(st["objects"].get(sid, {}).values())),
                   # distinct canonical classes: image labels (classification) and object categories

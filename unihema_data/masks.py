@@ -34,22 +34,33 @@ def rle_area(counts: str, height: int, width: int) -> int:
     return int(mask_utils.area({"size": [height, width], "counts": counts.encode("ascii")}))
 
 
-def read_native_mask(mask: Any, name: str = "") -> np.ndarray:
-    """A native semantic mask (path or array) as a 2-D integer array of native values."""
+def read_native_mask(mask: Any, name: str = "", keep_rgb: bool = False) -> np.ndarray:
+    """A native semantic mask (path or array) as a 2-D integer array of native values.
+
+    An RGB(A) file whose channels are equal is read as gray; a true colour mask is returned as an
+    (H, W, 3) array when ``keep_rgb`` (the adapter declared a palette), else refused. The file
+    type is checked before opening (a FIFO never blocks)."""
     if isinstance(mask, np.ndarray):
         arr = mask
     else:
+        from .formats.disk import require_regular
+
+        require_regular(Path(mask), "mask file")
         with Image.open(Path(mask)) as im:
             im.load()
-            if im.mode == "P":
+            if im.mode == "P" and not keep_rgb:
                 arr = np.asarray(im)  # palette indices are the native values
-            elif im.mode in ("RGB", "RGBA"):
+            elif im.mode in ("RGB", "RGBA") or (im.mode == "P" and keep_rgb):
                 a = np.asarray(im.convert("RGB"))
                 if not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2])):
-                    raise ValueError(f"{name or mask}: colour mask; adapter must map colours to values")
+                    if keep_rgb:
+                        return a
+                    raise ValueError(f"{name or mask}: colour mask; the adapter must declare a mask_palette")
                 arr = a[..., 0]
             else:
                 arr = np.asarray(im)
+    if arr.ndim == 3 and keep_rgb and arr.shape[2] in (3, 4):
+        return arr
     if arr.ndim != 2:
         raise ValueError(f"{name}: mask must be 2-D, got shape {arr.shape}")
     return arr

@@ -16,7 +16,9 @@ import numpy as np
 from . import masks as mask_codec
 from .adapters.base import AdapterError, RawSample
 from .boxes import BoxFormat, clip_coco, to_coco
-from .images import ImageDecodeError, load_image_for_storage
+from .formats.disk import show
+from .images import ImageDecodeError
+from .refs import MaskFileCache, decode_object_mask, load_image_ref, rgb_to_values
 from .prompts import task_prompt
 from .schema import attrs_to_list, empty_row
 from .splits import DEFAULT_SEED, grouped_split, normalize_split
@@ -42,6 +44,7 @@ class SourceContext:
     adapter_tasks: tuple[str, ...] = ()
     mask_class_order: tuple[str, ...] = ()
     mask_snap_stray_values: bool = False
+    mask_palette: tuple = ()  # ((r, g, b), native value) pairs for RGB semantic masks
     seed: int = DEFAULT_SEED
     taxonomy_path: Optional[str] = None
     extra: dict = field(default_factory=dict)
@@ -56,15 +59,15 @@ def build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     except (AdapterError, TaxonomyError):
         raise
     except Exception as e:  # noqa: BLE001 - name the file whatever went wrong
-        where = sample.annotation_file or str(sample.image_path)
+        where = sample.annotation_file or show(str(sample.image_path))
         raise RowError(f"{ctx.source}: {where}: {type(e).__name__}: {e}") from e
 
 
 def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     tax = load_taxonomy(ctx.taxonomy_path)
-    where = sample.annotation_file or str(sample.image_path)
+    where = sample.annotation_file or show(str(sample.image_path))
     try:
-        stored = load_image_for_storage(sample.image_path)
+        stored = load_image_ref(sample.image_path)  # lazy reference decoded here, in the worker
     except ImageDecodeError as e:
         raise RowError(f"{ctx.source}: {e}") from None
     W, H = stored.width, stored.height
@@ -72,7 +75,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     flags = list(sample.qc_flags) + stored.flags
     name = PurePosixPath(sample.rel_path).name
     if stored.reencoded:
-        name = str(PurePosixPath(name).with_suffix(".png"))
+        name = str(PurePosixPath(name).with_suffix(".png")) if PurePosixPath(name).suffix else name + ".png"
         flags.append(f"reencoded_from:{stored.native_format.lower()}")
     meta = sample.meta
     group = sample.group_id or sample.rel_path
@@ -110,6 +113,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     # objects
     objs = row["objects"]
     categories: dict[str, str] = {}  # native -> canonical, memo for this image
+    mask_files = MaskFileCache()  # instance-mask files named by several objects: decoded once
     has_box = has_mask = has_obj_attrs = False
     for i, ob in enumerate(sample.objects):
         category = categories.get(ob.category)
@@ -119,10 +123,10 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
         objs["source_category"].append(str(ob.category))
         rle = ""
         if ob.mask is not None:
-            m = np.asarray(ob.mask)
-            if m.shape != (H, W):
+            m = np.asarray(ob.mask) if isinstance(ob.mask, (list, tuple)) else ob.mask
+            if isinstance(m, np.ndarray) and m.shape != (H, W):
                 raise RowError(f"{ctx.source}: {where}: object {i} mask is {m.shape[1]}x{m.shape[0]}, image is {W}x{H}")
-            rle = mask_codec.encode_rle(m)
+            rle = decode_object_mask(m, H, W, mask_files, f"{where}: object {i}") or ""
             has_mask = True
         objs["mask_rle"].append(rle)
         point = [float(v) for v in ob.point] if ob.point is not None else []
@@ -185,11 +189,13 @@ def _map_attrs(tax, source: str, attrs: dict[str, Any], where: str) -> dict[str,
 
 
 def _semantic(sample: RawSample, ctx: SourceContext, tax, where: str, W: int, H: int, qc_flags: list[str]):
-    mask_name = str(sample.semantic_mask) if not isinstance(sample.semantic_mask, np.ndarray) else where
+    mask_name = show(str(sample.semantic_mask)) if not isinstance(sample.semantic_mask, np.ndarray) else where
     try:
-        native = mask_codec.read_native_mask(sample.semantic_mask, mask_name)
+        native = mask_codec.read_native_mask(sample.semantic_mask, mask_name, keep_rgb=bool(ctx.mask_palette))
     except (OSError, ValueError) as e:
         raise RowError(f"{ctx.source}: {mask_name}: unreadable mask ({e})") from None
+    if native.ndim == 3:  # colour mask with a declared palette
+        native = rgb_to_values(native[..., :3], dict(ctx.mask_palette), f"{ctx.source}: {mask_name}")
     if native.shape != (H, W):
         raise RowError(
             f"{ctx.source}: {mask_name}: mask is {native.shape[1]}x{native.shape[0]} but image is {W}x{H}"

@@ -2,7 +2,7 @@
 
 Adding a source: write ``unihema_data/adapters/<id>.py`` defining an :class:`~.base.Adapter`
 subclass and ``ADAPTER = ThatClass`` (modules are discovered automatically; names starting with
-``_`` and ``base`` are skipped), add its alias table to ``taxonomy.yaml`` and set
+``_``, ``base`` and ``families`` are skipped; format-family bases live in :mod:`.families`), add its alias table to ``taxonomy.yaml`` and set
 ``adapter: implemented`` in ``catalog.yaml``. The generic harness in ``tests/test_adapters.py``
 then covers it automatically.
 """
@@ -20,7 +20,7 @@ def _load() -> None:
     if REGISTRY:
         return
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name.startswith("_") or info.name == "base":
+        if info.name.startswith("_") or info.name in ("base", "families") or info.ispkg:
             continue
         m = importlib.import_module(f"{__name__}.{info.name}")
         cls = m.ADAPTER

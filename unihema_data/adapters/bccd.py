@@ -13,72 +13,33 @@ Conventions and quirks handled:
   list get the grouped fallback split.
 * Image ids are non-contiguous (00000..00410, 364 images).
 * Many RBCs are not annotated (known issue; nothing to fix).
-* ``<filename>`` is checked against the XML's own name; ``<path>`` holds the author's absolute path
-  and is ignored.
+* ``<filename>`` is checked against the XML's own name and ``<size>`` against the image (Pascal
+  VOC family); ``<path>`` holds the author's absolute path and is ignored.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
-
 import numpy as np
 
 from ..boxes import BoxFormat
-from ..formats.voc import VocObject, parse_voc, write_voc
+from ..formats.voc import VocObject, write_voc
 from . import _synthetic as syn
-from .base import Adapter, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawObject, RawSample
+from .base import FakeSample, FakeTruth, _glob_any
+from .families import VocAdapter
 
 SPLIT_FILES = ("train", "val", "test")
 
 
-class BCCDAdapter(Adapter):
+class BCCDAdapter(VocAdapter):
     id = "bccd"
-    version = "1"
-    box_format = BoxFormat.VOC
-    tasks = ("detection",)
+    version = "2"
     markers = ("Annotations", "JPEGImages")
     required = ("ImageSets/Main",)
+    image_suffixes = (".jpg", ".jpeg", ".png")
 
-    def _splits(self, root: Path) -> dict[str, str]:
-        main = root / "ImageSets" / "Main"
-        by_stem: dict[str, str] = {}
-        for split in SPLIT_FILES:
-            f = main / f"{split}.txt"
-            if not f.exists():
-                continue
-            for line in f.read_text(encoding="utf-8").splitlines():
-                line = line.strip()
-                if not line:
-                    continue
-                prev = by_stem.setdefault(line, split)
-                if prev != split:
-                    raise CorruptInputError(f"{f}: {line} is listed in both {prev}.txt and {split}.txt")
-        return by_stem
-
-    def input_files(self, root: Path) -> Iterator[Path]:
-        for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-            yield from sorted(p for p in (root / sub).iterdir() if p.is_file())
-
-    def iter_samples(self, root: Path) -> Iterator[RawSample]:
-        splits = self._splits(root)
-        images = {p.stem: p for p in (root / "JPEGImages").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
-        for xml in sorted((root / "Annotations").glob("*.xml")):
-            ann = parse_voc(xml)
-            if ann.filename and Path(ann.filename).stem != xml.stem:
-                raise CorruptInputError(f"{xml}: <filename> {ann.filename!r} does not match the annotation file name")
-            img = images.get(xml.stem)
-            if img is None:
-                raise MissingInputError(f"{xml}: image JPEGImages/{xml.stem}.jpg is missing")
-            yield RawSample(
-                rel_path=img.relative_to(root).as_posix(),
-                image_path=img,
-                source_split=splits.get(xml.stem, ""),
-                group_id=xml.stem,
-                objects=[RawObject(o.name, o.bbox) for o in ann.objects],
-                annotation_file=str(xml),
-                qc_flags=[f"difficult:{i}" for i, o in enumerate(ann.objects) if o.difficult]
-                + [f"truncated:{i}" for i, o in enumerate(ann.objects) if o.truncated],
-            )
+    def signature(self, path: Path) -> bool:
+        """At least one ``BloodImage_*.xml`` (tells BCCD from other VOC trees)."""
+        return _glob_any(path, "Annotations/BloodImage_*.xml")
 
     def fake(self, out: Path, seed: int = 0) -> FakeTruth:
         """Writes ``out/BCCD_Dataset-master/BCCD/...`` (the archive's top folder included) with

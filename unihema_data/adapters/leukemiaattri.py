@@ -67,7 +67,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from ..boxes import BoxFormat
-from ..formats import yolo
+from ..formats import disk, yolo
 from . import _synthetic as syn
 from .base import (Adapter, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawObject,
                    RawSample, _subdirs)
@@ -88,14 +88,39 @@ LEUKEMIA_SUBTYPES = ("ALL", "AML", "APML", "APL", "CLL", "CML")
 NAME_RE = re.compile(r"^(\d+)_(\d+)_(\d+)_([A-Za-z]+)$")
 
 
+#: the two known layouts of one domain: (images folder, labels folder) relative to the domain folder
+LAYOUTS = {
+    "miccai": ("images", "labels"),                     # GitHub/MICCAI YOLO release
+    "released": ("Images", "txt_labels/AttriDet"),      # LeukemiaAttri_Dataset/<H|L>_<mag>_<cam>/ release
+}
+LAYOUT_NAMES = {"miccai": "MICCAI YOLO layout (images/ + labels/)",
+                "released": "released layout (Images/ + txt_labels/AttriDet/)"}
+
+
 @dataclass(frozen=True)
 class Domain:
-    """One ``images/`` + ``labels/`` pair: ``rel`` = its folder relative to the root ("" = the root)."""
+    """One images + labels pair: ``rel`` = its folder relative to the root ("" = the root);
+    ``layout`` is a key of :data:`LAYOUTS`."""
 
     rel: str
     path: Path
     microscope: str = ""
     magnification: str = ""
+    layout: str = "miccai"
+
+    @property
+    def images(self) -> Path:
+        return self.path / LAYOUTS[self.layout][0]
+
+    @property
+    def labels(self) -> Path:
+        return self.path / LAYOUTS[self.layout][1]
+
+
+@dataclass(frozen=True)
+class LaRecord:
+    domain: Domain
+    pair: yolo.YoloPair
 
 
 def _objective(n: int, total: bool) -> str:
@@ -142,8 +167,15 @@ class LeukemiaAttriAdapter(Adapter):
 
     # ------------------------------------------------------------------ layout
     @staticmethod
-    def _is_unit(p: Path) -> bool:
-        return (p / "images").is_dir() and (p / "labels").is_dir()
+    def _layout_of(p: Path) -> Optional[str]:
+        for name, (i, lab) in LAYOUTS.items():
+            if (p / i).is_dir() and (p / lab).is_dir():
+                return name
+        return None
+
+    @classmethod
+    def _is_unit(cls, p: Path) -> bool:
+        return cls._layout_of(p) is not None
 
     def _unit_dirs(self, root: Path) -> list[tuple[str, Path]]:
         """Folders holding images/ + labels/ at depth 0, 1 or 2 below ``root``."""
@@ -151,7 +183,7 @@ class LeukemiaAttriAdapter(Adapter):
         if self._is_unit(root):
             found.append(("", root))
         for c in sorted(_subdirs(root)):
-            if c.name in ("images", "labels"):
+            if c.name in ("images", "labels", "Images", "txt_labels", "json_labels"):
                 continue
             if self._is_unit(c):
                 found.append((c.name, c))
@@ -163,8 +195,31 @@ class LeukemiaAttriAdapter(Adapter):
         if not path.is_dir():
             return False
         if self._is_unit(path):
-            return True
-        return any(all(parse_domain_part(p) for p in rel.split("/")) for rel, _ in self._unit_dirs(path))
+            return self.signature(path)
+        units = [(rel, u) for rel, u in self._unit_dirs(path) if all(parse_domain_part(p) for p in rel.split("/"))]
+        return bool(units) and self.signature(path)
+
+    def signature(self, path: Path) -> bool:
+        """Label lines carry attribute columns: some label file's first line has 11 or 12
+        columns, and none has the 5 of a plain YOLO tree (TXL-PBC, BCCD-YOLO...). A tree whose
+        label files are all empty is accepted (nothing tells it apart)."""
+        seen = 0
+        plain = attributed = False
+        for _rel, unit in ([("", path)] if self._is_unit(path) else self._unit_dirs(path)):
+            layout = self._layout_of(unit)
+            labels = unit / LAYOUTS[layout][1]
+            for folder in [labels, *_subdirs(labels)]:
+                for f in yolo.label_files(folder)[:10]:
+                    seen += 1
+                    try:
+                        n = yolo.first_row_columns(f)
+                    except CorruptInputError:
+                        continue
+                    plain |= n == 5
+                    attributed |= n in VARIANTS or n == LLD_COLUMNS
+                    if seen >= 40:
+                        break
+        return attributed or not plain
 
     def domains(self, root: Path) -> list[Domain]:
         units = self._unit_dirs(root)
@@ -187,7 +242,15 @@ class LeukemiaAttriAdapter(Adapter):
                         f"(C<n>) token"
                     )
                 micro, mag = parsed[0] or micro, parsed[1] or mag
-            out.append(Domain(rel, path, micro, mag))
+            out.append(Domain(rel, path, micro, mag, self._layout_of(path) or "miccai"))
+        layouts = sorted({d.layout for d in out})
+        self.report.info["layout"] = " + ".join(LAYOUT_NAMES[k] for k in layouts)
+        for d in out:
+            if d.layout == "released":
+                for extra in ("json_labels", "txt_labels/WBC_Detection"):
+                    if (d.path / extra).exists():
+                        self.report.skip(f"{d.rel + '/' if d.rel else ''}{extra}/",
+                                         "not read: the YOLO AttriDet labels carry boxes and attributes")
         return out
 
     def check(self, root: Path) -> None:
@@ -215,10 +278,12 @@ class LeukemiaAttriAdapter(Adapter):
         if found:
             names, f = next(iter(found.items()))
             self.class_source = f.relative_to(root).as_posix()
+            self.report.info["class_names_from"] = self.class_source
             if names != CLASS_NAMES:
                 log.warning("%s: %s names differ from the published WBC_v1.yaml: %s", self.id, f, list(names))
             return list(names)
         self.class_source = "built-in (authors' data/WBC_v1.yaml)"
+        self.report.info["class_names_from"] = self.class_source
         return list(CLASS_NAMES)
 
     # ------------------------------------------------------------------ parsing
@@ -250,24 +315,37 @@ class LeukemiaAttriAdapter(Adapter):
         for p in sorted(root.glob("*.yaml")) + sorted(root.glob("data/*.yaml")):
             yield p
         for d in self.domains(root):
-            for sub in ("images", "labels"):
-                yield from sorted(p for p in (d.path / sub).rglob("*") if p.is_file())
+            for sub in (d.images, d.labels):
+                yield from disk.walk_files(sub)
 
-    def iter_samples(self, root: Path) -> Iterator[RawSample]:
-        names = self.class_names(root)
+    def prepare(self, root: Path) -> None:
+        """Main process: class names, domains, every image/label pair, the variant (pre-scan of
+        each label file's first line). The per-file parse runs in the workers (:meth:`parse`)."""
+        super().prepare(root)
+        self._root = root
+        self.names = self.class_names(root)
         domains = self.domains(root)
-        pairs = [(d, p) for d in domains for p in yolo.iter_yolo_pairs(d.path / "images", d.path / "labels")]
+        pairs = [(d, p) for d in domains for p in yolo.iter_yolo_pairs(d.images, d.labels, self.report, root)]
         for d, p in pairs:
             if p.label is None:
-                rel = (d.path / "labels" / p.split / f"{p.image.stem}.txt").relative_to(root).as_posix()
+                rel = disk.rel(d.labels / p.split / f"{p.image.stem}.txt", root)
                 raise MissingInputError(
                     f"{p.image}: label file {rel} is missing (every LeukemiaAttri image needs a YOLO label "
                     f"file; an image without cells has an empty one)"
                 )
-        ncols = self.detect_variant([p.label for _, p in pairs])
-        self.variant = ncols - 5 if ncols else None
-        for d, p in pairs:
-            yield self._sample(root, d, p, names, ncols)
+        self.ncols = self.detect_variant([p.label for _, p in pairs])
+        self.variant = self.ncols - 5 if self.ncols else None
+        self.report.info["attribute_variant"] = f"{self.variant} attribute columns" if self.variant else "no labelled cell"
+        self._pairs = pairs
+
+    def records(self, root: Path) -> Iterator[LaRecord]:
+        if getattr(self, "_root", None) != root:
+            self.prepare(root)
+        for d, p in self._pairs:
+            yield LaRecord(d, p)
+
+    def parse(self, rec: LaRecord) -> RawSample:
+        return self._sample(self._root, rec.domain, rec.pair, self.names, self.ncols)
 
     def _sample(self, root: Path, d: Domain, p: yolo.YoloPair, names: list[str], ncols: Optional[int]) -> RawSample:
         parsed = yolo.parse_yolo(p.label, columns=(ncols,) if ncols else tuple(VARIANTS), num_classes=len(names))
@@ -301,13 +379,13 @@ class LeukemiaAttriAdapter(Adapter):
         if d.microscope:
             meta["microscope"] = d.microscope
         return RawSample(
-            rel_path=p.image.relative_to(root).as_posix(),
+            rel_path=disk.rel(p.image, root),
             image_path=p.image,
             source_split=p.split,
             subset="/".join(s for s in (d.rel, subtype) if s),
             group_id=group,
             objects=objects,
-            annotation_file=str(p.label),
+            annotation_file=disk.show(p.label),
             meta=meta,
             qc_flags=flags,
         )
@@ -404,7 +482,7 @@ def _code(tok: str, path: Path, line: int, name: str) -> str:
     return str(int(v))
 
 
-def _diagnose(raw_dir: Path, max_depth: int = 4) -> str:
+def _diagnose(raw_dir: Path, max_depth: int = 8) -> str:
     """Explain why no layout was found: images without labels (the GitHub repository), COCO copy."""
     if not raw_dir.is_dir():
         return ""
@@ -422,7 +500,8 @@ def _diagnose(raw_dir: Path, max_depth: int = 4) -> str:
             low = fn.lower()
             if low.endswith(yolo.IMAGE_EXTENSIONS):
                 images.append(d / fn)
-            elif low.endswith(".txt") and low not in yolo.CLASS_FILE_NAMES and NAME_RE.match(Path(fn).stem):
+            elif low.endswith(".txt") and low not in yolo.CLASS_FILE_NAMES and (
+                    NAME_RE.match(Path(fn).stem) or {"labels", "attridet", "txt_labels"} & {x.lower() for x in d.parts}):
                 labels += 1
             elif low.endswith(".json") and d.name.lower() == "annotations":
                 coco.append(d / fn)
@@ -439,8 +518,9 @@ def _diagnose(raw_dir: Path, max_depth: int = 4) -> str:
                      f"missing (the GitHub repository ships sample images without labels); download the YOLO "
                      f"release from the authors' Google Drive.")
     elif images and labels:
-        hints.append(f"Found {len(images)} image(s) and {labels} label file(s) but not in an images/ + labels/ "
-                     f"layout (unknown layout).")
+        hints.append(f"Found {len(images)} image(s) and {labels} label file(s) but in neither known layout "
+                     f"(unknown layout): expected <domain>/images/ + <domain>/labels/ (MICCAI YOLO release) or "
+                     f"<H|L>_<mag>_<camera>/Images/ + txt_labels/AttriDet/ (released LeukemiaAttri_Dataset).")
     return " ".join(hints)
 
 

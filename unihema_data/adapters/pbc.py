@@ -25,8 +25,9 @@ Conventions:
 
 Quirks handled:
 * ``neutrophil/.DS_169665.jpg`` is a macOS ``.DS_Store`` file saved with a ``.jpg`` name: hidden
-  files (leading ``.``), ``__MACOSX`` folders and files without an image extension are skipped with
-  a logged warning and listed in :attr:`PBCAdapter.skipped` (``(relative path, reason)``).
+  files (leading ``.``), ``__MACOSX`` folders and files without an image extension are skipped by
+  the class-folder family and listed in the run report (``convert`` summary, ``--verbose``, the
+  manifest; :attr:`PBCAdapter.skipped` gives ``(relative path, reason)``).
 * 17 groups of byte-identical images, one across classes (``eosinophil/EO_225902.jpg`` ==
   ``neutrophil/BNE_191112.jpg``): both are kept; the core flags ``duplicate_of:`` and keeps them
   in one split.
@@ -39,16 +40,14 @@ Patient grouping: UNCONFIRMED (the release has none).
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
 from . import _synthetic as syn
-from .base import Adapter, FakeSample, FakeTruth, MissingInputError, RawSample
-
-log = logging.getLogger(__name__)
+from .base import FakeSample, FakeTruth
+from .families import ClassFolderAdapter, FileRecord
 
 PBC_DIR = "PBC_dataset_normal_DIB"
 FOLDERS = ("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil", "platelet")
@@ -68,8 +67,6 @@ PREFIX_FOLDER = {
     "NEUTROPHIL": "neutrophil",
     "PLATELET": "platelet",
 }
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
-IGNORED_DIRS = ("__MACOSX",)
 
 
 def file_prefix(name: str) -> Optional[str]:
@@ -87,26 +84,6 @@ def native_label(folder: str, name: str) -> tuple[str, str, list[str]]:
     return folder, "labels", [f"unknown_prefix:{prefix or ''}"]
 
 
-def find_pbc_parent(starts: Iterable[Path]) -> Optional[Path]:
-    """The first folder holding ``PBC_dataset_normal_DIB/`` found at, one or two levels below each
-    of ``starts`` (searched in order, children sorted). ``None`` when there is none."""
-    for start in starts:
-        frontier = [start]
-        for _depth in range(3):
-            for p in frontier:
-                if (p / PBC_DIR).is_dir():
-                    return p
-            frontier = [c for p in frontier for c in _dirs(p)]
-    return None
-
-
-def _dirs(p: Path) -> list[Path]:
-    try:
-        return sorted(c for c in p.iterdir() if c.is_dir() and not c.name.startswith(".") and c.name != PBC_DIR)
-    except OSError:
-        return []
-
-
 def write_fake_image(path: Path, kind: str, seed: int, size: tuple[int, int] = (360, 363)) -> bytes:
     """A synthetic PBC-like JPEG crop of ``size`` (W, H); returns the bytes written."""
     w, h = size
@@ -120,63 +97,31 @@ def write_fake_image(path: Path, kind: str, seed: int, size: tuple[int, int] = (
 DS_STORE_BYTES = b"\x00\x00\x00\x01Bud1\x00\x00\x10\x00\x00\x00\x08\x00" + b"\x00" * 48
 
 
-class PBCAdapter(Adapter):
+class PBCAdapter(ClassFolderAdapter):
     id = "pbc"
-    version = "1"
-    tasks = ("classification",)
+    version = "2"
     markers = FOLDERS
+    classes = FOLDERS
+    layout_hint = f"a {PBC_DIR}/ folder with class folders"
 
-    def __init__(self) -> None:
-        #: files skipped by the last :meth:`iter_samples` run: ``(relative path, reason)``
-        self.skipped: list[tuple[str, str]] = []
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """Inputs skipped by the last listing: ``(relative path, reason)`` (the run report's)."""
+        return self.report.of("skipped")
 
-    def _class_dirs(self, root: Path) -> list[Path]:
-        out = []
-        for d in sorted(p for p in root.iterdir() if p.is_dir()):
-            if d.name.startswith(".") or d.name in IGNORED_DIRS:
-                self._skip(root, d, "hidden or archive-metadata folder")
-                continue
-            out.append(d)
-        return out
+    def is_linked_root(self, path: Path) -> bool:
+        """WBCAtt (catalog ``images_from: [pbc]``) needs only its five classes: a
+        ``PBC_dataset_normal_DIB`` folder with at least one class folder is enough."""
+        return path.name == PBC_DIR and any((path / f).is_dir() for f in FOLDERS)
 
-    def _skip(self, root: Path, p: Path, reason: str) -> None:
-        rel = p.relative_to(root).as_posix()
-        self.skipped.append((rel, reason))
-        log.warning("%s: skipping %s (%s)", self.id, rel, reason)
+    def label(self, rec: FileRecord) -> str:
+        return native_label(rec.part("class"), rec.path.name)[0]
 
-    def _images(self, root: Path, folder: Path) -> list[Path]:
-        out = []
-        for f in sorted(folder.iterdir()):
-            if f.is_dir():
-                self._skip(root, f, "unexpected sub-folder")
-            elif f.name.startswith("."):
-                self._skip(root, f, "hidden file (e.g. a .DS_Store saved with an image extension)")
-            elif f.suffix.lower() not in IMAGE_SUFFIXES:
-                self._skip(root, f, "not an image file name")
-            else:
-                out.append(f)
-        return out
+    def label_table(self, rec: FileRecord) -> str:
+        return native_label(rec.part("class"), rec.path.name)[1]
 
-    def input_files(self, root: Path) -> Iterator[Path]:
-        for d in sorted(p for p in root.iterdir() if p.is_dir()):
-            yield from sorted(f for f in d.iterdir() if f.is_file())
-
-    def iter_samples(self, root: Path) -> Iterator[RawSample]:
-        self.skipped = []
-        dirs = self._class_dirs(root)
-        if not dirs:
-            raise MissingInputError(f"{self.id}: no class folders under {root}")
-        for d in dirs:
-            for img in self._images(root, d):
-                label, table, flags = native_label(d.name, img.name)
-                yield RawSample(
-                    rel_path=img.relative_to(root).as_posix(),
-                    image_path=img,
-                    label=label,
-                    label_table=table,
-                    annotation_file=str(img),
-                    qc_flags=flags,
-                )
+    def flags(self, rec: FileRecord) -> list[str]:
+        return native_label(rec.part("class"), rec.path.name)[2]
 
     def fake(self, out: Path, seed: int = 0) -> FakeTruth:
         """Writes ``out/PBC_dataset_normal_DIB/<8 folders>/`` with every known prefix (BNE/SNE/

@@ -40,14 +40,14 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
-from ..boxes import BoxFormat
-from ..formats import yolo
+from ..formats import disk, yolo
 from . import _synthetic as syn
-from .base import Adapter, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawObject, RawSample
+from .base import CorruptInputError, FakeSample, FakeTruth, MissingInputError
+from .families import YoloAdapter
 
 log = logging.getLogger(__name__)
 
@@ -65,24 +65,31 @@ def _norm(name: str) -> str:
     return _EQUIVALENT.get(s, s)
 
 
-class TXLPBCAdapter(Adapter):
+class TXLPBCAdapter(YoloAdapter):
     id = "txl_pbc"
-    version = "1"
-    box_format = BoxFormat.YOLO
-    tasks = ("detection",)
+    version = "2"
     markers = ("images", "labels")
     required = ()
 
     def __init__(self) -> None:
-        #: file (relative to the root) the native category names come from, set by iter_samples
+        #: file (relative to the root) the native category names come from, set by class_names
         self.class_source: str = ""
         #: {class index: {file: spelling}} for every index whose spelling differs between files
         self.class_name_variants: dict[int, dict[str, str]] = {}
 
-    def is_root(self, path: Path) -> bool:
-        """``images/`` + ``labels/`` and at least one class-name file (tells TXL-PBC apart from other
-        YOLO trees extracted next to it)."""
-        return super().is_root(path) and bool(self.class_files(path))
+    def signature(self, path: Path) -> bool:
+        """At least one class-name file, and label lines of at most 5 columns (tells TXL-PBC apart from
+        other YOLO trees, e.g. LeukemiaAttri's 11/12-column labels)."""
+        if not self.class_files(path):
+            return False
+        first = _first_label_file(path / "labels")
+        if first is None:
+            return True
+        try:
+            n = yolo.first_row_columns(first)
+            return n is None or n <= 5  # a damaged 4-column line is still TXL-PBC's (the parser says why)
+        except CorruptInputError:
+            return True  # a damaged file is reported by the parser, not taken for another source
 
     # ------------------------------------------------------------------ class names
     def class_files(self, root: Path) -> list[Path]:
@@ -121,30 +128,19 @@ class TXLPBCAdapter(Adapter):
                 variants.setdefault(i, {ref_file.relative_to(root).as_posix(): a})[f.relative_to(root).as_posix()] = b
         self.class_source = ref_file.relative_to(root).as_posix()
         self.class_name_variants = variants
+        self.report.info["class_names_from"] = self.class_source
         if variants:
             log.info("%s: class-name spelling variants (using %s): %s", self.id, self.class_source, variants)
+            for i, spell in sorted(variants.items()):
+                self.report.flag(self.class_source, f"class {i} is spelled differently across files: "
+                                 + ", ".join(f"{f}={n!r}" for f, n in spell.items()))
         return ref
 
     # ------------------------------------------------------------------ parsing
     def input_files(self, root: Path) -> Iterator[Path]:
         yield from self.class_files(root)
         for sub in ("images", "labels"):
-            yield from sorted(p for p in (root / sub).rglob("*") if p.is_file())
-
-    def iter_samples(self, root: Path) -> Iterator[RawSample]:
-        names = self.class_names(root)
-        for pair in yolo.iter_yolo_pairs(root / "images", root / "labels"):
-            if pair.label is None:
-                rel = (root / "labels" / pair.split / f"{pair.image.stem}.txt").relative_to(root)
-                raise MissingInputError(f"{pair.image}: label file {rel.as_posix()} is missing")
-            parsed = yolo.parse_yolo(pair.label, columns=(5,), num_classes=len(names))
-            yield RawSample(
-                rel_path=pair.image.relative_to(root).as_posix(),
-                image_path=pair.image,
-                source_split=pair.split,
-                objects=[RawObject(names[r.cls], r.box) for r in parsed.rows],
-                annotation_file=str(pair.label),
-            )
+            yield from disk.walk_files(root / sub)
 
     # ------------------------------------------------------------------ synthetic data
     def fake(self, out: Path, seed: int = 0) -> FakeTruth:
@@ -204,6 +200,15 @@ class TXLPBCAdapter(Adapter):
                 lab.write_text("\n".join(lines) + "\n")
                 return lab.name
         return super().corrupt(truth)  # pragma: no cover - every fake has boxes
+
+
+def _first_label_file(labels: Path) -> Optional[Path]:
+    """The first label file (sorted) in ``labels/`` or one split folder below it."""
+    for folder in [labels, *disk.subdirs(labels)]:
+        files = yolo.label_files(folder)
+        if files:
+            return files[0]
+    return None
 
 
 def _uuid_like(rng: np.random.Generator) -> str:

@@ -10,10 +10,9 @@ Native layout::
     <wbcatt>/.../submission/re-annotation/pbc_attr_reannotations.csv   optional
     <somewhere>/PBC_dataset_normal_DIB/<folder>/<file>.jpg              PBC images
 
-The PBC tree is searched (nearest first) at, one or two levels below, the root and each of its
-three nearest ancestors; so with ``raw/wbcatt/<archive>/submission`` both
-``raw/wbcatt/.../PBC_dataset_normal_DIB`` and the sibling ``raw/pbc/PBC_dataset_normal_DIB``
-are found. A missing tree, or any image the CSVs reference that is absent, is an error naming
+The PBC tree is declared in the catalog (``images_from: [pbc]``): the core locates it in
+``raw/pbc/`` first, else inside ``raw/wbcatt/``, and hands its root to the adapter
+(:attr:`~unihema_data.adapters.base.Adapter.linked`); the adapter never searches for it. A missing tree, or any image the CSVs reference that is absent, is an error naming
 the expected path (a partial PBC copy would silently drop annotated cells otherwise).
 
 CSV format (comma-separated, LF, unquoted) with the header :data:`COLUMNS`:
@@ -54,7 +53,17 @@ import numpy as np
 
 from ..formats.csvfmt import CsvTable, read_csv, write_csv
 from .base import Adapter, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawSample
-from .pbc import PBC_DIR, find_pbc_parent, write_fake_image
+from . import _synthetic as syn
+
+#: first component of every CSV ``path`` (PBC's top folder, located by the core via images_from)
+PBC_DIR = "PBC_dataset_normal_DIB"
+
+
+def write_fake_image(path: Path, kind: str, seed: int, size: tuple[int, int] = (360, 363)) -> None:
+    """A synthetic PBC-like JPEG crop of ``size`` (W, H)."""
+    w, h = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(syn.encode(syn.single_cell(w, kind, seed, size_h=h), "JPEG", quality=85))
 
 SPLITS = ("train", "val", "test")
 ATTRIBUTES = (
@@ -64,7 +73,6 @@ ATTRIBUTES = (
 )
 COLUMNS = ("img_name", "label", *ATTRIBUTES, "path")
 REANNOTATION = "re-annotation/pbc_attr_reannotations.csv"
-ANCESTOR_LEVELS = 3
 
 
 def split_csv_name(split: str) -> str:
@@ -78,36 +86,21 @@ class WBCAttAdapter(Adapter):
     markers = tuple(split_csv_name(s) for s in SPLITS)
 
     # ---------------------------------------------------------------- layout
-    def search_starts(self, root: Path) -> list[Path]:
-        """Folders searched for the PBC tree, nearest first: root and its nearest ancestors."""
-        root = Path(root).resolve()
-        return [root, *list(root.parents)[:ANCESTOR_LEVELS]]
-
     def pbc_parent(self, root: Path, example: str = f"{PBC_DIR}/neutrophil/BNE_7323.jpg") -> Path:
-        """The folder that holds ``PBC_dataset_normal_DIB`` (CSV ``path`` values are relative to it)."""
-        starts = self.search_starts(root)
-        found = find_pbc_parent(starts)
-        if found is None:
+        """The folder that holds ``PBC_dataset_normal_DIB`` (CSV ``path`` values are relative to it):
+        the parent of the ``pbc`` root the core located (catalog ``images_from: [pbc]``,
+        :func:`unihema_data.convert.link_sources`)."""
+        if "pbc" not in self.linked:
             raise MissingInputError(
                 f"{self.id}: PBC images not found: WBCAtt's CSVs reference PBC files such as {example!r}, "
-                f"but no {PBC_DIR}/ folder exists at or up to two levels below {', '.join(map(str, starts))}. "
-                f"Put the PBC download under raw/pbc/ (e.g. `unihema-data fetch pbc`) or under raw/wbcatt/."
+                f"and no {PBC_DIR}/ folder was linked (catalog images_from: pbc). Put the PBC download under "
+                f"raw/pbc/ (e.g. `unihema-data fetch pbc`) or under raw/wbcatt/."
             )
-        return found
+        return self.linked["pbc"].resolve().parent
 
     def check(self, root: Path) -> None:
         super().check(root)
         self.pbc_parent(root)
-
-    def input_files(self, root: Path) -> Iterator[Path]:
-        """The CSVs plus the PBC image tree they reference (which may live outside ``root``,
-        e.g. in the sibling ``raw/pbc/``): a changed image triggers a reconversion."""
-        for s in SPLITS:
-            yield root / split_csv_name(s)
-        if (root / REANNOTATION).is_file():
-            yield root / REANNOTATION
-        tree = self.pbc_parent(root) / PBC_DIR
-        yield from sorted(p for p in tree.rglob("*") if p.is_file())
 
     # ---------------------------------------------------------------- parsing
     def read_table(self, path: Path) -> CsvTable:
@@ -201,7 +194,10 @@ class WBCAttAdapter(Adapter):
                 f"under {parent}; e.g. {s.image_path} (from {s.annotation_file}). The PBC copy is incomplete "
                 f"(`unihema-data convert {self.id} --allow-partial` converts the rows whose images are present)."
             )
-        yield from records
+        absent = {id(s) for s in missing}
+        for s in missing:  # only with --allow-partial: listed in the run report and the manifest
+            self.report.orphan(s.rel_path, f"image absent, skipped with --allow-partial (row of {s.annotation_file})")
+        yield from (s for s in records if id(s) not in absent)
 
     # ---------------------------------------------------------------- synthetic data
     def fake(self, out: Path, seed: int = 0, pbc_out: Optional[Path] = None) -> FakeTruth:

@@ -33,8 +33,10 @@ Conventions:
 * BMP images are re-encoded losslessly to PNG by the core (``reencoded_from:bmp`` flag).
 
 Quirks handled: folder and CSV names contain spaces; the two CSVs use different headers; CRLF
-line endings; CSV rows without an image (a partial copy) are ignored, but an image without a
-CSV row, a duplicate or non-integer ``image ID`` and a missing mask are errors. The repository
+line endings; CSV rows without an image (a partial copy) are reported (``orphaned``), but an
+image without a CSV row, a duplicate or non-integer ``image ID`` (``²`` passes ``isdigit()``: only
+ASCII digits count) and a missing mask are errors. Images and masks are paired by the
+image/mask-pair family (same folder, ``.bmp`` vs ``.png``). The repository
 root also holds README preview images ``Dataset 1.png`` / ``Dataset 2.png`` (the README embeds
 ``.../master/Dataset%201.png``; not in the real sample); only ``Dataset N`` folders are subsets. The README warns
 that some class labels were added by the authors without expert review (not detectable here).
@@ -52,9 +54,11 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..formats import disk
 from ..formats.csvfmt import read_csv, write_csv
 from . import _synthetic as syn
-from .base import Adapter, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawSample
+from .base import CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawSample
+from .families import FileRecord, ImageMaskPairAdapter
 
 log = logging.getLogger(__name__)
 
@@ -78,30 +82,36 @@ def labels_csv_name(subset: str) -> str:
     return f"Class Labels of {subset}.csv"
 
 
-class Zheng2018WBCAdapter(Adapter):
+class Zheng2018WBCAdapter(ImageMaskPairAdapter):
     id = "zheng2018_wbc"
     tasks = ("segmentation", "classification")
     markers = ("Dataset */*.bmp", "Class Labels of Dataset *.csv")
     mask_values = dict(MASK_VALUES)
     mask_snap_stray_values = True
-    version = "2"
+    version = "3"
+    image_suffixes = (".bmp",)
+    mask_suffixes = (".png",)
 
     # ---------------------------------------------------------------- layout
     def subsets(self, root: Path) -> list[str]:
         """``Dataset N`` folder names, sorted by N."""
-        found = [p.name for p in root.iterdir() if p.is_dir() and SUBSET_RE.match(p.name)]
+        found = [p.name for p in disk.subdirs(root) if SUBSET_RE.match(p.name)]
         return sorted(found, key=lambda n: int(SUBSET_RE.match(n).group(1)))  # type: ignore[union-attr]
+
+    def folders(self, root: Path) -> list[tuple[str, Path, Path]]:
+        return [(s, root / s, root / s) for s in self.subsets(root)]
 
     def check(self, root: Path) -> None:
         super().check(root)
-        missing = [labels_csv_name(s) for s in self.subsets(root) if not (root / labels_csv_name(s)).is_file()]
+        missing = [labels_csv_name(s) for s in self.subsets(root)
+                   if not ((root / labels_csv_name(s)).exists() or (root / labels_csv_name(s)).is_symlink())]
         if missing:
             raise MissingInputError(f"{self.id}: missing under {root}: {', '.join(missing)}")
 
     def input_files(self, root: Path) -> Iterator[Path]:
         for s in self.subsets(root):
             yield root / labels_csv_name(s)
-            yield from sorted(p for p in (root / s).iterdir() if p.is_file())
+            yield from disk.list_files(root / s)
 
     def read_labels(self, csv_path: Path) -> dict[int, str]:
         """``image ID`` (int) -> verbatim class code, from one ``Class Labels of Dataset N.csv``."""
@@ -110,7 +120,7 @@ class Zheng2018WBCAdapter(Adapter):
         out: dict[int, str] = {}
         for row in table:
             raw_id, cls = row[id_col], row[cls_col]
-            if not raw_id.isdigit():
+            if not (raw_id.isascii() and raw_id.isdigit()):
                 raise CorruptInputError(f"{table.where(row)}: image ID {raw_id!r} is not a non-negative integer")
             if not cls:
                 raise CorruptInputError(f"{table.where(row)}: empty class for image ID {raw_id}")
@@ -121,38 +131,37 @@ class Zheng2018WBCAdapter(Adapter):
         return out
 
     # ---------------------------------------------------------------- parsing
-    def iter_samples(self, root: Path) -> Iterator[RawSample]:
-        for subset in self.subsets(root):
-            csv_path = root / labels_csv_name(subset)
-            labels = self.read_labels(csv_path)
-            folder = root / subset
-            images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".bmp")
-            used: set[int] = set()
-            for img in images:
-                if not img.stem.isdigit():
-                    raise CorruptInputError(f"{img}: unexpected image name (expected NNN.bmp with a numeric id)")
-                key = int(img.stem)
-                if key not in labels:
-                    raise CorruptInputError(
-                        f"{csv_path}: no row for image ID {key} (image {subset}/{img.name}); cannot label it"
-                    )
-                mask = img.with_suffix(".png")
-                if not mask.is_file():
-                    raise MissingInputError(f"{img}: ground-truth mask {subset}/{mask.name} is missing")
-                used.add(key)
-                yield RawSample(
-                    rel_path=img.relative_to(root).as_posix(),
-                    image_path=img,
-                    subset=subset,
-                    label=labels[key],
-                    semantic_mask=mask,
-                    mask_values=dict(MASK_VALUES),
-                    annotation_file=str(csv_path),
-                    meta=dict(SUBSET_META.get(subset, {})),
-                )
-            unused = len(set(labels) - used)
-            if unused:
-                log.warning("%s: %s: %d CSV row(s) have no image in %s/ (partial copy?)", self.id, csv_path.name, unused, subset)
+    def prepare(self, root: Path) -> None:
+        super().prepare(root)
+        self.labels = {s: self.read_labels(root / labels_csv_name(s)) for s in self.subsets(root)}
+
+    def records(self, root: Path) -> Iterator[FileRecord]:
+        if not hasattr(self, "labels"):
+            self.prepare(root)
+        used: dict[str, set[int]] = {s: set() for s in self.labels}
+        for rec in super().records(root):
+            subset, img = rec.part("subset"), rec.path
+            if not (img.stem.isascii() and img.stem.isdigit()):
+                raise CorruptInputError(f"{disk.show(img)}: unexpected image name (expected NNN.bmp with a numeric id)")
+            if int(img.stem) not in self.labels[subset]:
+                raise CorruptInputError(f"{disk.show(root / labels_csv_name(subset))}: no row for image ID "
+                                        f"{int(img.stem)} (image {subset}/{img.name}); cannot label it")
+            used[subset].add(int(img.stem))
+            yield rec
+        for subset, labels in self.labels.items():
+            for key in sorted(set(labels) - used[subset]):
+                self.report.orphan(f"{labels_csv_name(subset)}:image ID {key}", f"CSV row without an image in {subset}/")
+
+    def label(self, rec: FileRecord) -> str:
+        return self.labels[rec.part("subset")][int(rec.path.stem)]
+
+    def meta(self, rec: FileRecord) -> dict[str, str]:
+        return dict(SUBSET_META.get(rec.part("subset"), {}))
+
+    def parse(self, rec: FileRecord) -> RawSample:
+        s = super().parse(rec)
+        s.annotation_file = disk.show(rec.path.parent.parent / labels_csv_name(rec.part("subset")))
+        return s
 
     # ---------------------------------------------------------------- synthetic data
     def fake(self, out: Path, seed: int = 0) -> FakeTruth:

@@ -1,7 +1,8 @@
 """Strict reading of small annotation CSV files.
 
 Conventions:
-* Encoding UTF-8; a leading byte-order mark is tolerated. LF and CRLF line endings are both
+* Encoding UTF-8 (a leading byte-order mark is tolerated) or UTF-16 with a byte-order mark; a
+  NUL byte or invalid UTF-8 is refused naming the file (:func:`unihema_data.formats.disk.read_text`). LF and CRLF line endings are both
   accepted (the standard :mod:`csv` module handles quoting and embedded commas).
 * The first non-empty line is the header. Cells and header names are returned verbatim except
   that surrounding whitespace is stripped (so ``"1,2\\r"`` and ``"1, 2"`` give ``"2"``).
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
-from ..adapters.base import CorruptInputError, MissingInputError
+from ..errors import CorruptInputError, MissingInputError
+from . import disk
 
 
 @dataclass
@@ -64,18 +66,9 @@ def read_csv(
     ``required``: columns that must be present (checked in addition to the variants).
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise MissingInputError(f"{path}: file is missing") from None
-    except OSError as e:
-        raise CorruptInputError(f"{path}: cannot read file ({e.strerror or e})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise CorruptInputError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    if "\x00" in text:
-        raise CorruptInputError(f"{path}: contains NUL bytes; not a CSV text file")
+    # file type checked first (a FIFO never blocks); UTF-8 with or without BOM and UTF-16 with a
+    # BOM are read, NUL bytes and non-UTF-8 text are refused naming the file
+    text = disk.decode_text(disk.read_bytes(path, "CSV file"), disk.show(path), "CSV file")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: Optional[list[str]] = None
     table: Optional[CsvTable] = None

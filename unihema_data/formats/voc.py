@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..adapters.base import CorruptInputError
+from ..errors import CorruptInputError
+from . import disk
 
 
 @dataclass
@@ -31,9 +32,11 @@ class VocAnnotation:
 
 
 def parse_voc(path: Path) -> VocAnnotation:
+    """Parse one VOC XML file (type checked before opening: a FIFO is refused, never read)."""
+    data = disk.read_bytes(path, "VOC XML file")
     try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as e:
+        root = ET.fromstring(data)
+    except (ET.ParseError, ValueError) as e:
         raise CorruptInputError(f"{path}: not a readable Pascal VOC XML file ({e})") from None
     if root.tag != "annotation":
         raise CorruptInputError(f"{path}: root element is <{root.tag}>, expected <annotation>")

@@ -38,7 +38,8 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import yaml
 
-from ..adapters.base import CorruptInputError
+from ..errors import CorruptInputError
+from . import disk
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 CLASS_FILE_NAMES = ("classes.txt",)
@@ -73,19 +74,15 @@ def parse_yolo(
     must have the same count); ``num_classes``: class ids must be ``< num_classes`` when given."""
     path = Path(path)
     allowed = tuple(sorted(set(columns)))
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise CorruptInputError(f"{path}: YOLO label file is not UTF-8 text") from None
-    except OSError as e:
-        raise CorruptInputError(f"{path}: cannot read YOLO label file: {e.strerror or e}") from None
+    text = disk.read_text(path, "YOLO label file")  # type checked, BOM/UTF-16 read, NUL refused
+    path_s = disk.show(path)
     rows: list[YoloRow] = []
     ncols: Optional[int] = None
     for lineno, raw in enumerate(text.splitlines(), 1):
         toks = raw.split()
         if not toks:
             continue
-        where = f"{path}: line {lineno}"
+        where = f"{path_s}: line {lineno}"
         if len(toks) not in allowed:
             want = " or ".join(str(c) for c in allowed)
             raise CorruptInputError(f"{where}: {len(toks)} columns, expected {want}: {raw.strip()!r}")
@@ -111,14 +108,10 @@ def parse_yolo(
 def first_row_columns(path: Path) -> Optional[int]:
     """Column count of the first non-blank line of a label file (``None`` if it has none). Cheap
     pre-scan helper for datasets whose column count varies between releases."""
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            for raw in fh:
-                toks = raw.split()
-                if toks:
-                    return len(toks)
-    except (OSError, UnicodeDecodeError) as e:
-        raise CorruptInputError(f"{path}: cannot read YOLO label file: {e}") from None
+    for raw in disk.read_text(path, "YOLO label file").split("\n"):
+        toks = raw.split()
+        if toks:
+            return len(toks)
     return None
 
 
@@ -147,10 +140,7 @@ def _number(tok: str, where: str, what: str) -> float:
 def read_classes_txt(path: Path) -> list[str]:
     """Names of a ``classes.txt``: one per line, surrounding whitespace stripped, blank lines
     (trailing or not) ignored."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise CorruptInputError(f"{path}: cannot read class-name file: {e}") from None
+    text = disk.read_text(path, "class-name file")
     names = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not names:
         raise CorruptInputError(f"{path}: class-name file lists no classes")
@@ -161,8 +151,8 @@ def read_yaml_names(path: Path, required: bool = True) -> Optional[list[str]]:
     """``names`` of an Ultralytics data YAML (list, or dict ``{0: name, ...}``), checked against
     ``nc``. Returns ``None`` when the file has no ``names`` and ``required`` is false."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        data = yaml.safe_load(disk.read_text(path, "YAML data config"))
+    except yaml.YAMLError as e:
         raise CorruptInputError(f"{path}: not a readable YAML file ({e})") from None
     if not isinstance(data, dict) or "names" not in data:
         if required:
@@ -198,44 +188,46 @@ class YoloPair:
     label: Optional[Path]  # None when the label file does not exist
 
 
-def iter_yolo_pairs(images_dir: Path, labels_dir: Path) -> Iterator[YoloPair]:
+def iter_yolo_pairs(images_dir: Path, labels_dir: Path, report=None, root: Optional[Path] = None) -> Iterator[YoloPair]:
     """Image/label pairs of an ``images/`` + ``labels/`` tree, sorted by (split, file name).
-    Raises :class:`CorruptInputError` for a label file whose image is missing (orphan label)."""
+    Raises :class:`CorruptInputError` for a label file whose image is missing (orphan label) and
+    for two images of one stem (``X.jpg`` / ``X.JPG``). Junk and special files are skipped (and
+    recorded in ``report`` when given)."""
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
+    root = root or images_dir.parent
     groups: list[tuple[str, Path, Path]] = []
-    if _images_in(images_dir):
+    dirs, top_files = disk.list_dir(images_dir, report, root)
+    if any(f.suffix.lower() in IMAGE_EXTENSIONS for f in top_files):
         groups.append(("", images_dir, labels_dir))
-    for sub in sorted(p for p in images_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for sub in dirs:
         groups.append((sub.name, sub, labels_dir / sub.name))
     for split, idir, ldir in groups:
-        imgs = _images_in(idir)
-        stems: dict[str, Path] = {}
-        for img in imgs:
-            if img.stem in stems:
-                raise CorruptInputError(f"{img}: two images share the stem {img.stem!r} ({stems[img.stem].name})")
-            stems[img.stem] = img
-        for lab in label_files(ldir):
+        imgs = _images_in(idir, report, root)
+        stems = disk.index_by_stem(imgs, "image")
+        for lab in label_files(ldir, report, root):
             if lab.stem not in stems:
-                raise CorruptInputError(f"{lab}: label file has no image {idir}/{lab.stem}.*")
+                raise CorruptInputError(f"{disk.show(lab)}: label file has no image {disk.show(idir)}/{disk.show(lab.stem)}.*")
         for img in imgs:
             lab = ldir / f"{img.stem}.txt"
-            yield YoloPair(split, img, lab if lab.is_file() else None)
+            yield YoloPair(split, img, lab if (lab.exists() or lab.is_symlink()) else None)
 
 
-def label_files(folder: Path) -> list[Path]:
+def label_files(folder: Path, report=None, root: Optional[Path] = None) -> list[Path]:
     """``*.txt`` label files of a folder, excluding class-name files (``classes.txt``)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() == ".txt" and p.name.lower() not in CLASS_FILE_NAMES)
+    _dirs, files = disk.list_dir(folder, report, root or folder)
+    return [p for p in files if p.suffix.lower() == ".txt" and p.name.lower() not in CLASS_FILE_NAMES]
 
 
-def _images_in(folder: Path) -> list[Path]:
+def _images_in(folder: Path, report=None, root: Optional[Path] = None) -> list[Path]:
     try:
-        return sorted(p for p in folder.iterdir()
-                      if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
-    except OSError:
+        _dirs, files = disk.list_dir(folder, report, root or folder)
+    except CorruptInputError:
         return []
+    except Exception:  # noqa: BLE001 - a missing folder has no images
+        return []
+    return [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
 # --------------------------------------------------------------------------- writing (fakes, exports)

@@ -1,0 +1,215 @@
+"""Hostile inputs handled by the shared disk layer (issue 18 items owned by the adapter contract):
+non-UTF-8 file names, FIFOs and other non-regular files, BOM / UTF-16 / NUL text files, VOC
+``<size>`` against the image, names differing only in case. Every case: a clean error naming
+the file, or a correct conversion; never a traceback or a hang; OUT unchanged after a failure."""
+from __future__ import annotations
+
+import codecs
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from unihema_data.adapters import get_adapter
+from unihema_data.cli import app
+from unihema_data.convert import ConversionError, ConvertOptions, convert, fingerprint
+from unihema_data.errors import CorruptInputError, MissingInputError
+from unihema_data.formats import disk
+from unihema_data.outdir import all_parquet_files
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+
+
+@pytest.fixture(autouse=True)
+def _no_hang():
+    """A hang is a failure, not a stuck suite."""
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def boom(*_):
+        raise TimeoutError("hung (blocked on a special file?)")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def _opts(**kw):
+    return ConvertOptions(progress=False, **{"num_proc": 1, **kw})
+
+
+def _rows(out: Path, sid: str) -> dict[str, dict]:
+    return {r["sample_id"]: r for f in all_parquet_files(out) if f.parent.name == sid for r in pq.read_table(f).to_pylist()}
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".unihema/staging" not in p.as_posix()}
+
+
+# ------------------------------------------------------------------------------------ names
+def test_non_utf8_file_name_converts_and_fingerprints(tmp_path):
+    truth = get_adapter("pbc").fake(tmp_path / "raw" / "pbc", seed=1)
+    src = next((truth.root / "basophil").glob("BA_*.jpg"))
+    odd = Path(os.fsdecode(os.fsencode(str(truth.root / "basophil")) + b"/BA_\xff\xfe.jpg"))
+    shutil.copy(src, odd)
+    a = get_adapter("pbc")
+    fp = fingerprint(a, truth.root, "{}", _opts())  # no UnicodeEncodeError
+    assert len(fp) == 64
+    rep = convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts(num_proc=2))[0]
+    rows = _rows(tmp_path / "out", "pbc")
+    assert rep.total == truth.num_images + 1
+    assert "pbc/basophil/BA_\\xff\\xfe.jpg" in rows  # printable, stable, unique
+    # a damaged file with such a name: the error names it (printable), no traceback in the CLI
+    odd.write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(ConversionError) as ei:
+        convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts(overwrite=True))
+    assert "BA_\\xff\\xfe.jpg" in str(ei.value)
+    str(ei.value).encode("utf-8")  # printable
+    res = CliRunner().invoke(app, ["convert", "pbc", "--raw-dir", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
+                                   "--overwrite"])
+    assert res.exit_code == 1 and "BA_\\xff\\xfe.jpg" in res.output and res.exception.__class__ is SystemExit
+
+
+def test_show_and_listing_never_raise_on_odd_names(tmp_path):
+    name = os.fsdecode(b"caf\xe9")
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "x.png").write_bytes(b"")
+    assert disk.show(tmp_path / name).endswith("caf\\xe9")
+    assert [disk.rel(p, tmp_path) for p in disk.walk_files(tmp_path)] == ["caf\\xe9/x.png"]
+
+
+# ------------------------------------------------------------------------------------ special files
+@needs_fifo
+@pytest.mark.parametrize("where", ["image", "xml", "split_list"])
+def test_fifo_in_voc_tree_is_a_clean_error(tmp_path, where):
+    truth = get_adapter("bccd").fake(tmp_path / "raw" / "bccd", seed=1)
+    out = tmp_path / "out"
+    convert(["bccd"], tmp_path / "raw", out, _opts())
+    before = _snapshot(out)
+    target = {"image": truth.root / "JPEGImages" / "BloodImage_00001.jpg",
+              "xml": truth.root / "Annotations" / "BloodImage_00001.xml",
+              "split_list": truth.root / "ImageSets" / "Main" / "train.txt"}[where]
+    target.unlink()
+    os.mkfifo(target)
+    with pytest.raises(ConversionError) as ei:
+        convert(["bccd"], tmp_path / "raw", out, _opts(num_proc=2, overwrite=True))
+    assert target.name in str(ei.value) and "FIFO" in str(ei.value)
+    assert _snapshot(out) == before
+
+
+@needs_fifo
+def test_fifo_as_csv_and_as_class_folder_image(tmp_path):
+    z = get_adapter("zheng2018_wbc").fake(tmp_path / "raw" / "zheng2018_wbc", seed=1)
+    csv = z.root / "Class Labels of Dataset 1.csv"
+    csv.unlink()
+    os.mkfifo(csv)
+    with pytest.raises(ConversionError, match=r"Class Labels of Dataset 1.csv: expected a regular CSV file, found a FIFO"):
+        convert(["zheng2018_wbc"], tmp_path / "raw", tmp_path / "out", _opts())
+    p = get_adapter("pbc").fake(tmp_path / "raw" / "pbc", seed=1)
+    os.mkfifo(p.root / "monocyte" / "MO_1.jpg")
+    with pytest.raises(ConversionError, match=r"MO_1.jpg: expected a regular file or folder, found a FIFO"):
+        convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts())
+
+
+def test_dangling_link_is_named(tmp_path):
+    p = get_adapter("pbc").fake(tmp_path / "raw" / "pbc", seed=1)
+    (p.root / "monocyte" / "MO_2.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    with pytest.raises(ConversionError, match=r"MO_2.jpg: dangling symbolic link"):
+        convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts())
+
+
+def test_require_regular_kinds(tmp_path):
+    with pytest.raises(MissingInputError, match="is missing"):
+        disk.require_regular(tmp_path / "nope")
+    with pytest.raises(CorruptInputError, match="found a directory"):
+        disk.require_regular(tmp_path, "split list")
+
+
+# ------------------------------------------------------------------------------------ encodings
+def _bccd_splits(tmp_path) -> tuple:
+    truth = get_adapter("bccd").fake(tmp_path / "raw" / "bccd", seed=1)
+    return truth, truth.root / "ImageSets" / "Main" / "train.txt"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le-bom", "utf-16-be-bom", "crlf", "cr"])
+def test_split_list_encodings_keep_the_published_split(tmp_path, encoding):
+    truth, train = _bccd_splits(tmp_path)
+    text = train.read_text()
+    data = {
+        "utf-8-sig": codecs.BOM_UTF8 + text.encode(),
+        "utf-16": text.encode("utf-16"),
+        "utf-16-le-bom": codecs.BOM_UTF16_LE + text.encode("utf-16-le"),
+        "utf-16-be-bom": codecs.BOM_UTF16_BE + text.encode("utf-16-be"),
+        "crlf": text.replace("\n", "\r\n").encode(),
+        "cr": text.replace("\n", "\r").encode(),
+    }[encoding]
+    train.write_bytes(data)
+    convert(["bccd"], tmp_path / "raw", tmp_path / "out", _opts())
+    rows = _rows(tmp_path / "out", "bccd")
+    for rel, t in truth.samples.items():
+        assert rows[f"bccd/{rel}"]["source_split"] == t.source_split, (encoding, rel)
+
+
+@pytest.mark.parametrize("data, why", [
+    (lambda t: t.encode("utf-16-le"), "NUL byte .*UTF-16 without a byte-order mark"),
+    (lambda t: t.encode() + b"\x00", "NUL byte"),
+    (lambda t: t.encode() + b"\xff\xfe\xfa", "is not valid UTF-8"),
+])
+def test_split_list_nul_or_bad_bytes_refused(tmp_path, data, why):
+    truth, train = _bccd_splits(tmp_path)
+    train.write_bytes(data(train.read_text()))
+    with pytest.raises(ConversionError, match=f"train.txt: split list (contains a )?{why}"):
+        convert(["bccd"], tmp_path / "raw", tmp_path / "out", _opts())
+
+
+def test_label_and_csv_files_with_bom_and_utf16(tmp_path):
+    t = get_adapter("txl_pbc").fake(tmp_path / "raw" / "txl_pbc", seed=1)
+    lab = next(p for p in sorted((t.root / "labels" / "train").glob("*.txt")) if p.name != "classes.txt" and p.read_text())
+    lab.write_bytes(lab.read_text().encode("utf-16"))
+    z = get_adapter("zheng2018_wbc").fake(tmp_path / "raw" / "zheng2018_wbc", seed=1)
+    csv = z.root / "Class Labels of Dataset 2.csv"
+    csv.write_bytes(codecs.BOM_UTF8 + csv.read_bytes())
+    reps = convert(["txl_pbc", "zheng2018_wbc"], tmp_path / "raw", tmp_path / "out", _opts())
+    assert [r.total for r in reps] == [t.num_images, z.num_images]
+    rows = _rows(tmp_path / "out", "txl_pbc")
+    rel = f"images/train/{lab.stem}.jpg"
+    assert rows[f"txl_pbc/{rel}"]["objects"]["source_category"] == t.samples[rel].categories
+
+
+def test_zheng_superscript_id_is_a_clean_error(tmp_path):
+    z = get_adapter("zheng2018_wbc").fake(tmp_path / "raw" / "zheng2018_wbc", seed=1)
+    csv = z.root / "Class Labels of Dataset 1.csv"
+    csv.write_bytes(csv.read_bytes() + "\u00b2,3\r\n".encode())
+    with pytest.raises(ConversionError, match=r"Dataset 1.csv:\d+: image ID '²' is not a non-negative integer"):
+        convert(["zheng2018_wbc"], tmp_path / "raw", tmp_path / "out", _opts())
+
+
+# ------------------------------------------------------------------------------------ case collisions
+def test_case_colliding_images_in_voc_tree_are_an_error_naming_both(tmp_path):
+    truth = get_adapter("bccd").fake(tmp_path / "raw" / "bccd", seed=1)
+    img = truth.root / "JPEGImages" / "BloodImage_00003.jpg"
+    shutil.copy(img, img.with_suffix(".JPG"))
+    if len(list(img.parent.glob("BloodImage_00003.*"))) < 2:
+        pytest.skip("case-insensitive file system")
+    with pytest.raises(ConversionError, match=r"two image files for 'BloodImage_00003': BloodImage_00003.JPG and BloodImage_00003.jpg"):
+        convert(["bccd"], tmp_path / "raw", tmp_path / "out", _opts())
+
+
+def test_case_colliding_images_in_class_folder_are_kept_and_flagged(tmp_path):
+    truth = get_adapter("pbc").fake(tmp_path / "raw" / "pbc", seed=1)
+    src = next((truth.root / "lymphocyte").glob("LY_*.jpg"))
+    twin = src.with_name(src.name.upper().replace(".JPG", ".Jpg"))
+    shutil.copy(src, twin)
+    rep = convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts())[0]
+    flagged = dict(rep.inputs.of("flagged"))
+    assert f"lymphocyte/{src.name}" in flagged and f"lymphocyte/{twin.name}" in flagged
+    assert "differ only in case" in flagged[f"lymphocyte/{src.name}"]
+    assert rep.total == truth.num_images + 1
