@@ -170,12 +170,13 @@ def stats_cmd(out: Path, as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(json.dumps(st, indent=2))
         return
     for key, title in (("images", "images per split"), ("tasks", "rows per task"), ("labels", "image labels"),
-                       ("objects", "objects per category"), ("flags", "qc flags")):
+                       ("objects", "objects per category"), ("flags", "qc flags"),
+                       ("moved", "rows moved by the split policy (from->to, why)")):
         if not st[key]:
             continue
         t = Table(title=title)
         t.add_column("source")
-        t.add_column(key[:-1] if key != "flags" else "flag")
+        t.add_column({"flags": "flag", "moved": "move"}.get(key, key[:-1]))
         t.add_column("count", justify="right")
         for src, d in st[key].items():
             for k, n in d.items():

@@ -16,6 +16,8 @@ Identity and provenance
                       (defaults to the sample itself when the source gives no grouping).
     ``license``       SPDX id, ``other`` or ``unknown`` (from the catalog).
     ``image_sha256``  sha256 (hex) of the native image file's bytes, before any re-encoding.
+    ``image_phash``   perceptual hashes (16 hex digits each, ``imagehash.phash``): ``[whole image,
+                      central crop]`` (see :mod:`unihema_data.neardup`), used to find near-duplicates.
 Image
     ``image``         ``datasets.Image``: original encoded bytes for JPEG/PNG/GIF/WebP; TIFF, BMP and
                       other formats browsers cannot show are re-encoded losslessly to PNG.
@@ -25,12 +27,17 @@ Image
 Tasks
     ``tasks``         subset of :data:`TASKS` this row carries annotations for.
 Classification
-    ``label``         canonical taxonomy label (see ``taxonomy.yaml``); ``source_label`` verbatim native.
+    ``label``         ``datasets.ClassLabel`` over :data:`CLASS_NAMES`: the canonical taxonomy label's
+                      stable id (``taxonomy.yaml`` ``id``; never renumbered, new labels append), ``-1``
+                      when the row has no image-level label. ``source_label`` verbatim native.
+    ``label_group``   the label's group (``wbc``/``rbc``/``platelet``/``parasite``/``other``), "" if none.
+    ``label_cl``      the label's Cell Ontology id (``CL:0000775``) where one exists, else "".
     ``attributes``    image-level morphology attributes, list of ``{name, value}``, harmonized names/values.
 Objects (parallel lists, one entry per object)
     ``bbox``          COCO ``[x, y, w, h]``: absolute pixels, float32, x/y = top-left corner of the
                       box in continuous pixel coordinates (pixel (0,0) covers [0,1)x[0,1)).
-    ``category``      canonical label; ``source_category`` verbatim native string.
+    ``category``      ``ClassLabel`` id over :data:`CLASS_NAMES` (as ``label``); ``source_category``
+                      verbatim native string.
     ``bbox_source``   ``annotated`` | ``from_mask`` | ``from_point``.
     ``mask_rle``      COCO compressed RLE ``counts`` string (pycocotools), size = (height, width); "" if none.
     ``attributes``    per-object list of ``{name, value}``.
@@ -42,16 +49,25 @@ Text
     ``prompt``        e.g. "This image is for the detection of leukemia cells."; ``question``/``answer``
                       (VQA, question prefixed ``Q: ``); ``masked_text``/``target_text`` (MLM, T5 sentinels).
 Quality
-    ``qc_flags``      e.g. ``clipped_box``, ``zero_area_box``, ``duplicate_of:<sample_id>``, ``split_moved``.
+    ``qc_flags``      e.g. ``clipped_box``, ``zero_area_box``, ``degenerate_native_box``,
+                      ``duplicate_of:<sample_id>``, ``near_duplicate_of:<sample_id>``,
+                      ``label_conflict:<sample_id>:<its label>``, ``split_moved:<from>-><to>:<why>``
+                      (see :mod:`unihema_data.integrity` for the split policy).
 """
 from __future__ import annotations
 
 from typing import Any
 
 import pyarrow as pa
-from datasets import Features, Image, List, Value
+from datasets import ClassLabel, Features, Image, List, Value
 
-SCHEMA_VERSION = "1.0.0"
+from .taxonomy import load_taxonomy
+
+SCHEMA_VERSION = "2.0.0"  # 2.0.0: label/objects.category ClassLabel ids, label_group, label_cl, image_phash
+
+#: canonical label names indexed by their stable taxonomy id (the ``ClassLabel`` names)
+CLASS_NAMES: tuple[str, ...] = load_taxonomy().class_names()
+NO_LABEL = -1
 
 TASKS = ("detection", "segmentation", "classification", "attributes", "vqa", "mlm", "caption")
 SPLITS = ("train", "validation", "test")
@@ -60,6 +76,7 @@ BBOX_SOURCES = ("annotated", "from_mask", "from_point")
 
 _STR = Value("string")
 _ATTRS = List({"name": _STR, "value": _STR})
+_CLASS = ClassLabel(names=list(CLASS_NAMES))
 
 FEATURES = Features(
     {
@@ -72,6 +89,7 @@ FEATURES = Features(
         "group_id": _STR,
         "license": _STR,
         "image_sha256": _STR,
+        "image_phash": List(_STR),
         # image
         "image": Image(),
         "width": Value("int32"),
@@ -84,13 +102,15 @@ FEATURES = Features(
         # tasks
         "tasks": List(_STR),
         # classification
-        "label": _STR,
+        "label": _CLASS,
+        "label_group": _STR,
+        "label_cl": _STR,
         "source_label": _STR,
         "attributes": _ATTRS,
         # objects, parallel lists
         "objects": {
             "bbox": List(List(Value("float32"), length=4)),
-            "category": List(_STR),
+            "category": List(_CLASS),
             "source_category": List(_STR),
             "bbox_source": List(_STR),
             "mask_rle": List(_STR),
@@ -133,6 +153,8 @@ def empty_row() -> dict[str, Any]:
             row[name] = None
         elif isinstance(feat, List):
             row[name] = []
+        elif isinstance(feat, ClassLabel):
+            row[name] = NO_LABEL
         elif isinstance(feat, Value) and feat.dtype.startswith("int"):
             row[name] = 0
         else:
@@ -143,6 +165,13 @@ def empty_row() -> dict[str, Any]:
 def attrs_to_list(attrs: dict[str, str]) -> list[dict[str, str]]:
     """``{name: value}`` -> schema list of ``{name, value}`` (sorted by name for stable output)."""
     return [{"name": k, "value": str(v)} for k, v in sorted(attrs.items())]
+
+
+def label_name(class_id: int | None) -> str:
+    """Canonical name of a ``label``/``objects.category`` id; "" for ``-1``/``None`` (no label)."""
+    if class_id is None or class_id < 0:
+        return ""
+    return CLASS_NAMES[class_id]
 
 
 def attrs_to_dict(attrs: list[dict[str, str]] | None) -> dict[str, str]:

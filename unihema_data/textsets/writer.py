@@ -22,8 +22,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import pyarrow.parquet as pq
 
-from ..card import write_card
-from ..outdir import read_manifest, source_files, staged_source, write_manifest
+from ..outdir import out_lock, read_manifest, source_files, staged_source
 from ..schema import SCHEMA_VERSION, SPLITS
 from . import caption as caption_mod
 from . import mlm as mlm_mod
@@ -290,6 +289,12 @@ def generate(textset: str, out: Path | str, options: Optional[GenerateOptions] =
         raise TextsetError("--pairs-per-image must be >= 0")
     if not 0.0 < options.mask_fraction <= 1.0:
         raise TextsetError("--mask-fraction must be in (0, 1]")
+    out.mkdir(parents=True, exist_ok=True)
+    with out_lock(out, on_wait=lambda: print(f"{spec.id}: waiting for another writer into {out}", flush=True)):
+        return _generate_locked(spec, out, options, paraphrase, t0)
+
+
+def _generate_locked(spec: TextsetSpec, out: Path, options: GenerateOptions, paraphrase, t0: float) -> GenerationReport:
     manifest = read_manifest(out)
     parent = manifest["sources"].get(spec.parent)
     if parent is None or not source_files(out, spec.parent):
@@ -341,24 +346,22 @@ def generate(textset: str, out: Path | str, options: Optional[GenerateOptions] =
                                f"(skipped: {dict(run.c_skip)}, rejected: {dict(run.c_rej)})")
         staged.finish()
         run.rep.counts = {s: staged.counts()[s] for s in SPLITS if s in staged.counts()}
-        staged.commit()
-    rep = run.finish()
-    rep.seconds = time.perf_counter() - t0
-    manifest = read_manifest(out)
-    manifest["sources"][spec.id] = {
-        "kind": "textset",
-        "parent": spec.parent,
-        "task": spec.task,
-        "license": parent.get("license", "unknown"),
-        "counts": rep.counts,
-        "fingerprint": fp,
-        "generator_version": GENERATOR_VERSION,
-        "options": options.key(),
-        "report": {k: v for k, v in rep.as_dict().items() if k not in ("status", "seconds")},
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_manifest(out, manifest)
-    write_card(out)
+        rep = run.finish()
+        rep.seconds = time.perf_counter() - t0
+        manifest = read_manifest(out)
+        manifest["sources"][spec.id] = {
+            "kind": "textset",
+            "parent": spec.parent,
+            "task": spec.task,
+            "license": parent.get("license", "unknown"),
+            "counts": rep.counts,
+            "fingerprint": fp,
+            "generator_version": GENERATOR_VERSION,
+            "options": options.key(),
+            "report": {k: v for k, v in rep.as_dict().items() if k not in ("status", "seconds")},
+            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        staged.commit(manifest)  # data and manifest in one atomic commit
     return rep
 
 
