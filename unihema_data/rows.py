@@ -103,6 +103,9 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     # classification + image-level attributes
     if sample.label is not None:
         label = tax.map_label(ctx.source, sample.label, file=where, table=sample.label_table)
+        if "refine_label" in meta:  # a second native key refines the label (WBCAtt: file-name prefix)
+            label, refine_flags = tax.refine_label(ctx.source, label, meta["refine_label"])
+            flags.extend(refine_flags)
         info = tax.labels[label]
         row["label"], row["label_group"], row["label_cl"] = info.id, info.group, info.cl or ""
         row["source_label"] = str(sample.label)

@@ -23,7 +23,11 @@ CSV format (comma-separated, LF, unquoted) with the header :data:`COLUMNS`:
 
 Conventions:
 * ``rel_path`` = the CSV ``path`` value (so ``sample_id`` = ``wbcatt/PBC_dataset_normal_DIB/<folder>/<file>``).
-* ``label`` = the CSV ``label`` verbatim (taxonomy table ``labels``).
+* ``label`` = the CSV ``label`` verbatim (taxonomy table ``labels``), refined like PBC's by the
+  ``img_name`` prefix (``meta["refine_label"]``, table ``label_prefixes``, see
+  :meth:`~unihema_data.taxonomy.Taxonomy.refine_label`): ``Neutrophil`` + ``BNE_`` ->
+  ``neutrophil_band`` (flag ``label_refined:neutrophil``), so a WBCAtt row and the PBC row of the
+  same image carry the same label.
 * ``attributes`` = the 11 :data:`ATTRIBUTES` columns, names and values verbatim (values contain
   spaces, e.g. ``light blue``; ``nil`` = no granules, a real value).
 * ``source_split`` = ``train`` / ``val`` / ``test`` from the CSV the row is in.
@@ -54,7 +58,7 @@ import numpy as np
 
 from ..formats.csvfmt import CsvTable, read_csv, write_csv
 from .base import Adapter, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawSample
-from .pbc import PBC_DIR, find_pbc_parent, write_fake_image
+from .pbc import PBC_DIR, file_prefix, find_pbc_parent, write_fake_image
 
 SPLITS = ("train", "val", "test")
 ATTRIBUTES = (
@@ -186,6 +190,7 @@ class WBCAttAdapter(Adapter):
                 label=row["label"],
                 attributes={a: row[a] for a in ATTRIBUTES},
                 annotation_file=table.where(row),
+                meta={"refine_label": file_prefix(row["img_name"]) or ""},
                 qc_flags=flags,
             ))
         return out
