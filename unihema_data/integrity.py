@@ -226,6 +226,8 @@ def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out:
         pairs = neardup.candidate_pairs([rows[i].phash for i in reps])
         plan.candidates = len(pairs)
         for a, b, mode in pairs:
+            if uf.find(reps[a]) == uf.find(reps[b]):
+                continue  # already one group (transitively): no need to look at the pixels
             ra, rb = rows[reps[a]], rows[reps[b]]
             if cache.decide(ra.sha, rb.sha, mode, lambda: (fetch.image(ra), fetch.image(rb))):
                 uf.union(reps[a], reps[b])
