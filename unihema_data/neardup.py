@@ -67,7 +67,14 @@ def image_phashes(data: bytes) -> list[str]:
     import imagehash
 
     img = _open(data)
-    return [str(imagehash.phash(img, hash_size=HASH_SIZE)), str(imagehash.phash(centre_crop(img), hash_size=HASH_SIZE))]
+    if img.mode != "L":
+        img = img.convert("L")  # what phash does first; once for both crops
+    return [_hex(imagehash.phash(img, hash_size=HASH_SIZE)), _hex(imagehash.phash(centre_crop(img), hash_size=HASH_SIZE))]
+
+
+def _hex(h) -> str:
+    """``str(ImageHash)`` (row-major bits, big-endian hex), without its per-bit Python loop."""
+    return np.packbits(np.asarray(h.hash, dtype=bool).ravel()).tobytes().hex()
 
 
 def _as_uint64(hexes: Iterable[str]) -> np.ndarray:
@@ -97,21 +104,18 @@ def candidate_pairs(phashes: list[list[str]], max_bits: int = MAX_HASH_BITS,
     block = max(1, block_elems // max(m, 1))
     for start in range(0, m, block):
         stop = min(m, start + block)
-        cols = np.arange(m)
         for mode, a, b in ((WHOLE_WHOLE, whole, whole), (CENTRE_WHOLE, centre, whole), (WHOLE_CENTRE, whole, centre)):
             d = _popcount(a[start:stop, None] ^ b[None, :])
             ii, jj = np.nonzero(d <= max_bits)
             ii = ii + start
-            for i, j in zip(ii.tolist(), jj.tolist()):
-                if i == j:
-                    continue
+            keep = (jj > ii) if mode == WHOLE_WHOLE else (jj != ii)  # whole~whole is symmetric
+            for i, j in zip(ii[keep].tolist(), jj[keep].tolist()):
                 if i < j:
                     key, md = (i, j), mode
                 else:  # (j, i) with the roles of the crops swapped
                     key, md = (j, i), {WHOLE_WHOLE: WHOLE_WHOLE, CENTRE_WHOLE: WHOLE_CENTRE, WHOLE_CENTRE: CENTRE_WHOLE}[mode]
                 if key not in found or md == WHOLE_WHOLE:
                     found[key] = md
-        del cols
     return sorted((int(idx[i]), int(idx[j]), md) for (i, j), md in found.items())
 
 
