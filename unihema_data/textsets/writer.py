@@ -30,7 +30,7 @@ from . import vqa as vqa_mod
 from .common import rng_for, truth_of
 from .lexicon import CELL_TYPE
 from .paraphrase import LocalParaphraser, Paraphrase, model_fingerprint, try_paraphrase
-from .verify import VQA_PREFIX, verify_answer, verify_question
+from .verify import VQA_PREFIX, check_balance, verify_answer, verify_question
 
 GENERATOR_VERSION = "1"
 
@@ -86,6 +86,7 @@ class GenerationReport:
     question_types: dict[str, int] = field(default_factory=dict)   # VQA: per type; others: per task
     subjects: dict[str, int] = field(default_factory=dict)         # attribute asked / described
     answer_balance: dict[str, int] = field(default_factory=dict)   # yes/no answers
+    balance_by_claims: dict[str, dict[str, int]] = field(default_factory=dict)  # claims in the question -> yes/no
     templates: dict[str, int] = field(default_factory=dict)
     rejections: dict[str, int] = field(default_factory=dict)
     rejection_examples: list[str] = field(default_factory=list)
@@ -123,6 +124,7 @@ class _Run:
         self.c_types: Counter = Counter()
         self.c_subj: Counter = Counter()
         self.c_bal: Counter = Counter()
+        self.c_bal_claims: dict[int, Counter] = {}
         self.c_tmpl: Counter = Counter()
         self.c_rej: Counter = Counter()
         self.c_skip: Counter = Counter()
@@ -163,12 +165,13 @@ class _Run:
             q_body, qp = try_paraphrase(
                 self.para, q[len(VQA_PREFIX):],
                 lambda x: verify_question(VQA_PREFIX + x, s.qtype, s.attr, truth, s.asked, s.options), self.para_stats)
-            a, ap = try_paraphrase(self.para, a, lambda x: verify_answer(x, s.qtype, s.attr, truth, s.asked),
-                                   self.para_stats)
+            a, ap = try_paraphrase(self.para, a, lambda x: verify_answer(x, s.qtype, s.attr, truth, s.asked,
+                                                                         VQA_PREFIX + q_body), self.para_stats)
             self.c_types[spec.qtype] += 1
             self.c_subj[spec.attr] += 1
             if pair.polarity:
                 self.c_bal[pair.polarity] += 1
+                self.c_bal_claims.setdefault(vqa_mod.claims_of(VQA_PREFIX + q_body), Counter())[pair.polarity] += 1
             self.c_tmpl.update(pair.templates)
             out.append({"question": VQA_PREFIX + q_body, "answer": a, "prompt": VQA_PREFIX + q_body,
                         "paraphrased": qp or ap})
@@ -242,6 +245,10 @@ class _Run:
         r = self.rep
         r.question_types, r.subjects = dict(self.c_types), dict(sorted(self.c_subj.items()))
         r.answer_balance, r.templates = dict(self.c_bal), dict(sorted(self.c_tmpl.items()))
+        r.balance_by_claims = {str(k): dict(sorted(c.items())) for k, c in sorted(self.c_bal_claims.items())}
+        problems = check_balance(self.c_bal_claims)
+        if problems:  # a shortcut a model would learn: refuse to publish it
+            raise TextsetError(f"{self.spec.id}: {problems[0]}")
         r.rejections, r.skipped_images, r.masks = dict(self.c_rej), dict(self.c_skip), dict(self.c_mask)
         r.paraphrase = self.para_stats
         return r
