@@ -94,8 +94,9 @@ def test_real_pbc_copies_found_different_cells_not_merged():
     _check(originals)
     # different real cells (same stain, framing and background) are far from the thresholds
     for a, b in itertools.combinations(originals, 2):
-        mad, corr = neardup.compare(a, b)
-        assert mad > 2 * neardup.MAX_MEAN_ABS_DIFF or corr < neardup.MIN_CORRELATION - 0.2
+        mad, corr, differing = neardup.compare(a, b)
+        assert mad > 1.5 * neardup.MAX_MEAN_ABS_DIFF and corr < neardup.MIN_CORRELATION - 0.2
+        assert differing > 5 * neardup.MAX_DIFFERING_FRACTION
 
 
 def test_candidate_enumeration_is_exact():
