@@ -43,8 +43,8 @@ Conventions:
 Quirks handled: 3 rows whose granule attributes disagree with each other are kept verbatim;
 ``NEUTROPHIL_`` file names; ``img_name`` must equal the last component of ``path``; an
 ``img_name`` listed twice (within or across splits) is an error. The image bytes are PBC's, so
-converting ``pbc`` and ``wbcatt`` into one OUT makes the core flag ``duplicate_of:`` and keep each
-image in the split of its first occurrence.
+converting ``pbc`` and ``wbcatt`` into one OUT makes the core flag ``duplicate_of:`` and put each
+image in WBCAtt's published split (:mod:`unihema_data.integrity`).
 
 Evidence: research note ``datasets-classification.md`` §15 (columns, every allowed value,
 counts); real sample ``shared/real-samples/wbcatt`` (full CSVs, parsed in the tests).
