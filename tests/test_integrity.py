@@ -326,3 +326,36 @@ def test_base_split_comes_back_from_the_flag():
     assert integrity.base_split("test", ["split_moved:validation->test"]) == "validation"  # old text-set form
     assert integrity.base_split("train", []) == "train"
     assert hashlib  # noqa: B018
+
+
+def test_schema_1_folder_is_refused_with_a_migration_hint(tmp_path):
+    import json
+
+    from unihema_data.convert import ConversionError
+    from unihema_data.outdir import MANIFEST
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    get_adapter("pbc").fake(raw / "pbc", seed=1)
+    (out / MANIFEST).parent.mkdir(parents=True)
+    (out / MANIFEST).write_text(json.dumps({"schema_version": "1.0.0", "sources": {"bccd": {"kind": "source"}}}))
+    with pytest.raises(ConversionError, match=r"bccd written with schema 1\.0\.0.*Migrating from schema 1"):
+        convert(["pbc"], raw, out, ConvertOptions(**OPTS))
+    assert not (out / "data").exists()
+
+
+def test_cli_convert_and_stats_show_moved_rows(two_orders, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from unihema_data.cli import app
+
+    out = tmp_path / "out"
+    shutil.copytree(two_orders / "ab", out)
+    r = CliRunner().invoke(app, ["stats", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "rows moved by the split policy" in r.output and "validation->test (duplicate of wbcatt)" in r.output
+    r = CliRunner().invoke(app, ["convert", "wbcatt", "--raw-dir", str(two_orders / "raw"), "--out", str(out),
+                                 "--overwrite", "--num-proc", "1"])
+    assert r.exit_code == 0, r.output
+    assert "moved in wbcatt: validation->test (duplicate): 1" in r.output

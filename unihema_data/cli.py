@@ -134,7 +134,7 @@ def _progress() -> Progress:
 
 def _print_reports(reports, out: Path) -> None:
     t = Table(title="conversion")
-    for col in ("source", "status", "train", "validation", "test", "duplicates", "qc flags", "seconds"):
+    for col in ("source", "status", "train", "validation", "test", "duplicate groups", "qc flags", "seconds"):
         t.add_column(col)
     for r in reports:
         t.add_row(r.source, r.status, *(str(r.counts.get(s, 0)) for s in ("train", "validation", "test")),
@@ -142,6 +142,11 @@ def _print_reports(reports, out: Path) -> None:
     console.print(t)
     for r in reports:
         console.print(f"{r.source}: {r.status} ({r.total} images from {r.root})", markup=False, soft_wrap=True)
+        for src, moves in sorted(r.moved_by_source.items()):  # the split policy (README), over the whole OUT
+            console.print(f"  moved in {src}: " + ", ".join(f"{k}: {n}" for k, n in moves.items()), markup=False,
+                          soft_wrap=True)
+        if r.rewritten:
+            console.print(f"  rows of {', '.join(r.rewritten)} rewritten (split or flags changed)", markup=False)
         for ts in r.stale_textsets:
             err.print(f"note: text set {ts} was built from the previous {r.source}; rebuild it with "
                       f"`unihema-data generate {ts.rsplit('_', 1)[-1]} --from {out}`", markup=False, soft_wrap=True)

@@ -103,6 +103,7 @@ class Plan:
     near_pairs: int = 0                                     # confirmed near-duplicate pairs
     conflicts: int = 0                                      # rows with a label_conflict flag
     candidates: int = 0                                     # near-duplicate candidate pairs checked
+    cache: Optional[neardup.DecisionCache] = None
 
     def sources(self) -> list[str]:
         return sorted(s for s, u in self.updates.items() if u)
@@ -201,7 +202,7 @@ def _conflict(a: _Row, b: _Row, fetch: _ImageFetcher) -> Optional[str]:
 
 
 def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out: Optional[Path] = None,
-            near_duplicates: bool = True) -> Plan:
+            near_duplicates: bool = True, save_cache: bool = True) -> Plan:
     """One resolution pass over the image rows of ``folders`` (``source -> folder of shards``:
     every data source of OUT, the staged one included) and the text-set rows of ``derived``
     (``textset id -> (folder, parent source id)``). Returns the rows to rewrite. ``out`` holds the near-duplicate
@@ -232,7 +233,9 @@ def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out:
             if cache.decide(ra.sha, rb.sha, mode, lambda: (fetch.image(ra), fetch.image(rb))):
                 uf.union(reps[a], reps[b])
                 plan.near_pairs += 1
-        cache.save()
+        plan.cache = cache
+        if save_cache:
+            cache.save()
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(n):
         groups[uf.find(i)].append(i)
@@ -344,7 +347,7 @@ def commit_with_policy(out: Path, source: str, staged_folder: Path, manifest: di
             elif manifest["sources"][d.name].get("parent"):
                 derived[d.name] = (d, manifest["sources"][d.name]["parent"])
     folders[source] = staged_folder
-    plan = resolve(folders, derived, out=out, near_duplicates=near_duplicates)
+    plan = resolve(folders, derived, out=out, near_duplicates=near_duplicates, save_cache=False)
     replacements: dict[str, Path] = {}
     with ExitStack() as stack:
         for src in sorted(set(plan.sources()) | {source}):
@@ -367,6 +370,8 @@ def commit_with_policy(out: Path, source: str, staged_folder: Path, manifest: di
             if m.get("kind", "source") == "source" and (src in folders):
                 m["moved"] = moved.get(src, {})
         commit(out, replacements, manifest)
+    if plan.cache is not None:
+        plan.cache.save()  # only after the commit: a failed run leaves OUT as it was
     if staged_folder.exists():  # rewritten into another staging folder: the original is spare
         import shutil
 
