@@ -143,3 +143,38 @@ def test_resolution_puts_near_duplicates_in_one_split_and_flags_them(tmp_path):
     cache = neardup.DecisionCache(tmp_path)
     assert sum(cache.data.values()) == 3
     assert pq.read_table(next(b.glob("*.parquet")), columns=["image_phash"]).column(0).to_pylist()[0]
+
+
+def test_committed_near_duplicates_validate_and_a_near_leak_is_reported(tmp_path):
+    from unihema_data.outdir import commit, out_lock, read_manifest
+    from unihema_data.validate import validate
+
+    out = tmp_path / "out"
+    cell = syn.encode(syn.single_cell(360, "wbc", 9, size_h=363), "JPEG", quality=85)
+    a = _rows(tmp_path, "a", {"c9.jpg": cell}, split="test")
+    b = _rows(tmp_path, "b", {"small.png": variants(cell)["resized64"]}, split="train")
+    manifest = read_manifest(out)
+    for s in ("a", "b"):
+        manifest["sources"][s] = {"kind": "source", "counts": {}}
+    out.mkdir()
+    with out_lock(out):
+        commit(out, {"a": a}, manifest)
+        plan = integrity.commit_with_policy(out, "b", b, manifest)
+    assert plan.near_pairs == 1
+    rows = pq.read_table(out / "data" / "b" / "test-00000-of-00001.parquet").to_pylist()
+    assert rows[0]["split"] == "test" and "near_duplicate_of:a/c9.jpg" in rows[0]["qc_flags"]
+    rep = validate(out)
+    assert rep.ok, rep.summary()
+    # a near-duplicate put back into train (e.g. by an older tool) is a leak validate reports
+    leak = _rows(tmp_path / "x", "b", {"small.png": variants(cell)["resized64"]}, split="train")
+    f = next(leak.glob("*.parquet"))
+    t = pq.read_table(f).to_pylist()
+    t[0]["qc_flags"] = ["near_duplicate_of:a/c9.jpg"]
+    import pyarrow as pa
+
+    from unihema_data.schema import ARROW_SCHEMA
+    pq.write_table(pa.Table.from_pylist(t, schema=ARROW_SCHEMA), f)
+    with out_lock(out):
+        commit(out, {"b": leak}, manifest)
+    rep = validate(out)
+    assert not rep.ok and "is a near-duplicate of a/c9.jpg (test)" in rep.summary()

@@ -204,10 +204,22 @@ def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> Validation
                 split_of_sha[r["image_sha256"]] = (r["sample_id"], r["split"])
             elif prev[1] != r["split"]:
                 report.add("leak", f"{r['sample_id']} ({r['split']}) has the same image bytes as {prev[0]} ({prev[1]})")
+            for fl in r["qc_flags"]:  # near-duplicate groups share one split too (integrity.py)
+                if fl.startswith("near_duplicate_of:"):
+                    near.append((r["sample_id"], r["split"], fl.split(":", 1)[1]))
+            split_of_id[r["sample_id"]] = r["split"]
             if r["source"] != f.parent.name and source_kind == "source":
                 report.add("source", f"{r['sample_id']}: source {r['source']!r} stored under data/{f.parent.name}")
         if on_progress:
             on_progress(report.rows, total)
+
+    near: list[tuple[str, str, str]] = []
+    split_of_id: dict[str, str] = {}
+
+    def near_leaks() -> None:
+        for sid, split, other in near:
+            if other in split_of_id and split_of_id[other] != split:
+                report.add("leak", f"{sid} ({split}) is a near-duplicate of {other} ({split_of_id[other]})")
 
     batches = _row_batches(files, report)
     if num_proc <= 1:
@@ -215,6 +227,7 @@ def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> Validation
             bookkeeping(rows, f)
             for kind, msg in _check_batch((rows, split)):
                 report.add(kind, msg)
+        near_leaks()
         return report
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(num_proc) as pool:
@@ -228,4 +241,5 @@ def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> Validation
         for p in pending:
             for kind, msg in p.get():
                 report.add(kind, msg)
+    near_leaks()
     return report
