@@ -39,6 +39,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 
 HASH_SIZE = 8                  # imagehash default: 8x8 = 64-bit phash
+HASH_WORK_SIZE = 64            # images are reduced to >= 64 px (shorter side) before hashing
 CENTRE_FRACTION = 5 / 9        # MedMNIST: centre 200 x 200 of PBC's 360 x 363
 INDEX_CHUNKS = 4               # 64-bit hash = 4 x 16-bit chunks in the candidate index
 MAX_HASH_BITS = 10             # candidate threshold (of 64 bits)
@@ -71,12 +72,22 @@ def centre_crop(img):
 
 
 def image_phashes(data: bytes) -> list[str]:
-    """``[whole, centre]`` perceptual hashes (16 hex digits each) of an encoded image."""
+    """``[whole, centre]`` perceptual hashes (16 hex digits each) of an encoded image: the image
+    is decoded in grey (JPEG at a reduced scale), box-reduced to a shorter side of 64-127 px, then
+    hashed by ``imagehash.phash`` whole and centre-cropped. The same pipeline for every image, so
+    copies at any size meet."""
     import imagehash
 
-    img = _open(data)
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data))
+    img.draft("L", (2 * HASH_WORK_SIZE, 2 * HASH_WORK_SIZE))  # JPEG: decode at a reduced scale (DCT domain)
+    img.load()
     if img.mode != "L":
         img = img.convert("L")  # what phash does first; once for both crops
+    factor = min(img.size) // HASH_WORK_SIZE
+    if factor > 1:  # box-reduce large images first: phash's 32x32 resize then reads few pixels
+        img = img.reduce(factor)
     return [_hex(imagehash.phash(img, hash_size=HASH_SIZE)), _hex(imagehash.phash(centre_crop(img), hash_size=HASH_SIZE))]
 
 
