@@ -359,3 +359,9 @@ def test_cli_convert_and_stats_show_moved_rows(two_orders, tmp_path):
                                  "--overwrite", "--num-proc", "1"])
     assert r.exit_code == 0, r.output
     assert "moved in wbcatt: validation->test (duplicate): 1" in r.output
+
+
+def test_card_states_the_policy_and_moved_rows(two_orders):
+    text = (two_orders / "ab" / "README.md").read_text(encoding="utf-8")
+    assert "## Splits and duplicates" in text and "published test > validation > train" in text
+    assert "- `wbcatt`: validation->test (duplicate): 1" in text
