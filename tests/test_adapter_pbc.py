@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from unihema_data.adapters import get_adapter
+from unihema_data.schema import label_name
 from unihema_data.convert import ConvertOptions, convert
 from unihema_data.outdir import all_parquet_files
 from unihema_data.taxonomy import load_taxonomy
@@ -44,7 +45,7 @@ def test_real_sample(tmp_path):
         folder, prefix = f.parent.name, f.name.split("_", 1)[0]
         r = rows[f"{SID}/{folder}/{f.name}"]
         assert r["source_label"] == prefix
-        assert r["label"] == EXPECTED[prefix] == tax.map_label(SID, prefix, table="label_prefixes")
+        assert label_name(r["label"]) == EXPECTED[prefix] == tax.map_label(SID, prefix, table="label_prefixes")
         data = f.read_bytes()
         assert r["image"]["bytes"] == data and r["image_sha256"] == hashlib.sha256(data).hexdigest()
         assert (r["width"], r["height"]) == Image.open(f).size == (360, 363)
@@ -71,7 +72,7 @@ def test_fake_has_every_prefix_and_folder(fake_converted):
     assert folders == {"basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil", "platelet"}
     labels = {r["source_label"] for r in rows.values()}
     assert {"BNE", "SNE", "NEUTROPHIL", "PMY", "MY", "MMY", "IG"} <= labels
-    canon = {r["label"] for r in rows.values()}
+    canon = {label_name(r["label"]) for r in rows.values()}
     assert {"neutrophil_band", "neutrophil_segmented", "neutrophil", "promyelocyte", "myelocyte",
             "metamyelocyte", "immature_granulocyte"} <= canon
 
@@ -91,7 +92,7 @@ def test_cross_class_duplicate_flagged_and_same_split(fake_converted):
     _, _, report, rows, base = fake_converted
     eo, bne = rows[f"{SID}/eosinophil/EO_225902.jpg"], rows[f"{SID}/neutrophil/BNE_191112.jpg"]
     assert eo["image_sha256"] == bne["image_sha256"]
-    assert eo["label"] == "eosinophil" and bne["label"] == "neutrophil_band"
+    assert label_name(eo["label"]) == "eosinophil" and label_name(bne["label"]) == "neutrophil_band"
     assert f"duplicate_of:{SID}/eosinophil/EO_225902.jpg" in bne["qc_flags"]
     assert bne["split"] == eo["split"]
     assert report.duplicates == 1
@@ -115,10 +116,10 @@ def test_prefix_conflict_and_unknown_prefix(tmp_path):
     _convert(tmp_path / "raw", tmp_path / "out")
     rows = {r["sample_id"]: r for r in _rows(tmp_path / "out")}
     c = rows[f"{SID}/neutrophil/EO_123.jpg"]
-    assert c["source_label"] == "EO" and c["label"] == "eosinophil"
+    assert c["source_label"] == "EO" and label_name(c["label"]) == "eosinophil"
     assert "folder_prefix_conflict:neutrophil" in c["qc_flags"]
     u = rows[f"{SID}/monocyte/XYZ_5.jpg"]
-    assert u["source_label"] == "monocyte" and u["label"] == "monocyte" and "unknown_prefix:XYZ" in u["qc_flags"]
+    assert u["source_label"] == "monocyte" and label_name(u["label"]) == "monocyte" and "unknown_prefix:XYZ" in u["qc_flags"]
     n = rows[f"{SID}/platelet/nounderscore.jpg"]
     assert n["source_label"] == "platelet" and "unknown_prefix:" in n["qc_flags"]
     assert f"{SID}/platelet/Thumbs.db" not in rows

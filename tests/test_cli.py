@@ -60,13 +60,13 @@ def test_validate_detects_damage(tmp_path):
     t = pq.read_table(f)
     rows = t.to_pylist()
     rows[0]["objects"]["bbox"][0] = [5000.0, 1.0, 3.0, 3.0]
-    rows[0]["label"] = "not_a_label"
+    rows[0]["label"] = 10_000  # no such class id
     import pyarrow as pa
 
     pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), f)
     r = runner.invoke(app, ["validate", str(out)])
     assert r.exit_code == 1
-    assert "outside" in r.output and "not_a_label" in r.output and rows[0]["sample_id"] in r.output
+    assert "outside" in r.output and "label id 10000" in r.output and rows[0]["sample_id"] in r.output
 
 
 def test_demo(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from unihema_data.schema import ARROW_SCHEMA, empty_row
+from unihema_data.schema import CLASS_NAMES, ARROW_SCHEMA, empty_row
 from unihema_model import UniHemaConfig, UniHemaModel
 from unihema_model.data import CorpusIndex, build_task_batch, corpus_files
 from unihema_model.stages import apply_stage
@@ -54,7 +54,7 @@ def _rows(rng: np.random.Generator) -> list[dict]:
         if kind == 0:  # field of view: detection + morphology + segmentation
             row["tasks"] = ["detection", "attributes", "segmentation"]
             row["objects"]["bbox"] = [[10.0, 5.0, 20.0, 15.0], [40.0, 30.0, 25.0, 20.0]]
-            row["objects"]["category"] = ["lymphocyte", "neutrophil"]
+            row["objects"]["category"] = [CLASS_NAMES.index("lymphocyte"), CLASS_NAMES.index("neutrophil")]
             row["objects"]["attributes"] = [[{"name": "nuclear_shape", "value": "round"}], []]
             mask = np.zeros((h, w), dtype=np.uint8)
             mask[10:30, 20:50] = 1
@@ -63,11 +63,11 @@ def _rows(rng: np.random.Generator) -> list[dict]:
             row["prompt"] = "This image is for the detection of leukemia cells."
         elif kind == 1:  # single cell: classification + VQA
             row["tasks"] = ["classification", "vqa"]
-            row["label"] = ["lymphocyte", "monocyte"][i % 2]
+            row["label"] = CLASS_NAMES.index(["lymphocyte", "monocyte"][i % 2])
             row["question"], row["answer"] = "Q: what is the nucleus shape?", "round"
         else:
             row["tasks"] = ["mlm", "classification"]
-            row["label"] = "monocyte"
+            row["label"] = CLASS_NAMES.index("monocyte")
             row["masked_text"], row["target_text"] = "The cell has <extra_id_0> chromatin.", "<extra_id_0> fine"
         rows.append(row)
     return rows

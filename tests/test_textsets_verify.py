@@ -136,9 +136,12 @@ def test_verifier_questions_and_answers():
     assert verify_question(Q + "What is the colour of the granules?", "open", "cytoplasm_colour", t)  # wrong subject
     assert verify_question("What is the colour of the cytoplasm?", "open", "cytoplasm_colour", t)  # no Q: prefix
     assert verify_question(Q + "Does this cell have open chromatin?", "yesno", "chromatin", t, asked="open") == []
-    # a negative question must not smuggle in other claims
+    # a negative question may carry other TRUE facts (so two-claim questions are not always Yes) ...
     assert verify_question(Q + "Does this cell have open chromatin and a round cell shape?", "yesno", "chromatin",
-                           t, asked="open")
+                           t, asked="open") == []
+    # ... but must not smuggle in a false one
+    assert verify_question(Q + "Does this cell have open chromatin and an irregular cell shape?", "yesno",
+                           "chromatin", t, asked="open")
     assert verify_answer("No, it has condensed chromatin.", "yesno", "chromatin", t, asked="open") == []
     assert verify_answer("Yes, it has condensed chromatin.", "yesno", "chromatin", t, asked="open")  # wrong polarity
     assert verify_answer("No, it has open chromatin.", "yesno", "chromatin", t, asked="open")        # wrong value

@@ -51,6 +51,17 @@ def to_coco(box: Sequence[float], fmt: BoxFormat | str, width: int, height: int)
     raise ValueError(f"unknown box format {fmt}")  # pragma: no cover
 
 
+def native_degenerate(box: Sequence[float], fmt: BoxFormat | str) -> bool:
+    """True when a native box has zero width or height *in its own convention*, before the
+    conversion to COCO (e.g. a VOC box with ``xmin == xmax``, which the inclusive convention
+    turns into a 1 px wide box): such boxes are kept and flagged ``degenerate_native_box``."""
+    fmt = BoxFormat(fmt)
+    a, b, c, d = (float(v) for v in box)
+    if fmt in (BoxFormat.VOC, BoxFormat.XYXY, BoxFormat.XYXY_INCL0):
+        return c == a or d == b
+    return c == 0 or d == 0
+
+
 def from_coco(box: Sequence[float], fmt: BoxFormat | str, width: int, height: int) -> list[float]:
     """Exact inverse of :func:`to_coco`."""
     fmt = BoxFormat(fmt)

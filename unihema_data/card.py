@@ -97,6 +97,16 @@ def _task_categories(manifest: dict) -> list[str]:
     return sorted({_TASK_CATEGORIES[t] for t in tasks if t in _TASK_CATEGORIES})
 
 
+SPLIT_POLICY = (
+    "Published splits are kept; sources without one get a seeded grouped split. Rows showing the same "
+    "picture (byte-identical, or near-duplicates such as resized or re-encoded copies) across all sources "
+    "form a group that takes one split: the strongest of its members (published test > validation > train > "
+    "generated), so no image of a published test split is trained on. Such rows carry `duplicate_of:` / "
+    "`near_duplicate_of:`, moved rows `split_moved:<from>-><to>:<why>:<sample_id>`, and identical images "
+    "whose annotations disagree `label_conflict:<sample_id>:<its label>`; `source_split` is never changed."
+)
+
+
 def render_card(out: Path) -> str:
     out = Path(out)
     manifest = read_manifest(out)
@@ -116,13 +126,19 @@ def render_card(out: Path) -> str:
              "# UniHema unified hematology corpus", "",
              f"Converted by `unihema-data` (schema version {SCHEMA_VERSION}). One row per image; see the "
              "schema conventions in `unihema_data/schema.py` (COCO `[x, y, w, h]` absolute boxes, RLE masks, "
-             "canonical taxonomy labels with verbatim `source_label`).", "",
+             "`label`/`objects.category` as `ClassLabel` ids of the canonical taxonomy (stable across corpora) "
+             "with verbatim `source_label`).", "",
              "| config | kind | license | train | validation | test |", "|---|---|---|---|---|---|"]
     for source in sorted(manifest["sources"]):
         m = manifest["sources"][source]
         c = m.get("counts", {})
         lines.append(f"| {source} | {m.get('kind', 'source')} | {m.get('license', '')} | "
                      f"{c.get('train', 0)} | {c.get('validation', 0)} | {c.get('test', 0)} |")
+    lines += ["", "## Splits and duplicates", "", SPLIT_POLICY]
+    moved = [(s, m["moved"]) for s, m in sorted(manifest["sources"].items()) if m.get("moved")]
+    if moved:
+        lines += ["", "Rows moved from their published or generated split by this policy:", ""]
+        lines += [f"- `{s}`: " + ", ".join(f"{k}: {n}" for k, n in d.items()) for s, d in moved]
     if any(m.get("kind") == "textset" for m in manifest["sources"].values()):
         lines += ["", "## Text sets", "", TEXTSET_NOTICE]
     lines += ["", "## Sources", ""]

@@ -294,6 +294,11 @@ def _print_reports(reports, out: Path, verbose: bool = False) -> None:
                 err.print(f"  missing {m}", markup=False, soft_wrap=True)
             if len(r.missing) > 10:
                 err.print(f"  ... and {len(r.missing) - 10} more", markup=False)
+        for src, moves in sorted(r.moved_by_source.items()):  # the split policy (README), over the whole OUT
+            console.print(f"  moved in {src}: " + ", ".join(f"{k}: {n}" for k, n in moves.items()), markup=False,
+                          soft_wrap=True)
+        if r.rewritten:
+            console.print(f"  rows of {', '.join(r.rewritten)} rewritten (split or flags changed)", markup=False)
         for ts in r.stale_textsets:
             err.print(f"note: text set {ts} was built from the previous {r.source}; rebuild it with "
                       f"`unihema-data generate {ts.rsplit('_', 1)[-1]} --from {out}`", markup=False, soft_wrap=True)
@@ -353,12 +358,13 @@ def stats_cmd(out: Path, as_json: bool = typer.Option(False, "--json", help="mac
         typer.echo(json.dumps(st, indent=2))
         return
     for key, title in (("images", "images per split"), ("tasks", "rows per task"), ("labels", "image labels"),
-                       ("objects", "objects per category"), ("flags", "qc flags")):
+                       ("objects", "objects per category"), ("flags", "qc flags"),
+                       ("moved", "rows moved by the split policy (from->to, why)")):
         if not st[key]:
             continue
         t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
         t.add_column("source", no_wrap=True)
-        t.add_column(key[:-1] if key != "flags" else "flag", no_wrap=True)
+        t.add_column({"flags": "flag", "moved": "move"}.get(key, key[:-1]), no_wrap=key != "moved")
         t.add_column("count", justify="right")
         for src, d in st[key].items():
             for k, n in d.items():

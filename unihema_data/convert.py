@@ -1,9 +1,12 @@
 """``unihema-data convert``: native source folders -> the unified Hub-layout dataset.
 
 For each source: locate and check the native layout (adapter), stream records, build rows in
-parallel worker processes (bounded in-flight work, so memory stays flat in dataset size), resolve
-exact duplicates against every source already in ``OUT``, and stream rows into Parquet shards in a
-staging folder that is swapped into ``OUT`` only when the whole source succeeded.
+parallel worker processes (bounded in-flight work, so memory stays flat in dataset size) and
+stream rows into Parquet shards in a staging folder; then one resolution pass over the whole of
+``OUT`` (:mod:`unihema_data.integrity`: duplicates, near-duplicates, label conflicts, one split per
+group, independent of conversion order) rewrites the rows of any source that change, and
+everything (data and manifest) is committed in one atomic exchange only when the whole source
+succeeded. Writers into one ``OUT`` are serialised by a lock (:func:`unihema_data.outdir.out_lock`).
 
 Reruns are no-ops: a source whose fingerprint (adapter version, schema version, options, taxonomy,
 catalog entry and the (path, size, mtime) of every input file) is unchanged is skipped.
@@ -25,11 +28,11 @@ import pyarrow.parquet as pq
 
 from .adapters import get_adapter
 from .adapters.base import Adapter, AdapterError, RawSample
-from .formats import disk
-from .report import RunReport
-from .card import write_card
 from .catalog import load_catalog
-from .outdir import all_parquet_files, read_manifest, source_files, staged_source, write_manifest
+from .formats import disk
+from .integrity import commit_with_policy, is_resolution_flag
+from .outdir import out_lock, read_manifest, source_files, staged_source
+from .report import RunReport
 from .rows import RowError, SourceContext, build_row
 from .schema import SCHEMA_VERSION
 from .splits import DEFAULT_SEED
@@ -68,8 +71,10 @@ class SourceReport:
     status: str  # converted | up_to_date
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    duplicates: int = 0
-    moved: int = 0
+    duplicates: int = 0  # duplicate groups (exact or near) over the whole OUT after this source
+    moved: int = 0       # rows (of any source) in another split than their base split
+    moved_by_source: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> "a->b (why)" -> n
+    rewritten: list[str] = field(default_factory=list)  # other sources whose rows were rewritten
     flags: dict[str, int] = field(default_factory=dict)
     root: str = ""
     stale_textsets: list[str] = field(default_factory=list)  # derived sets to regenerate
@@ -123,6 +128,13 @@ def convert_source(
     except (KeyError, AdapterError, TaxonomyError) as e:
         raise ConversionError(str(e).strip('"')) from None
 
+    out.mkdir(parents=True, exist_ok=True)
+    with out_lock(out, on_wait=lambda: print(f"{sid}: waiting for another conversion into {out} to finish",
+                                             flush=True)):
+        return _convert_locked(sid, adapter, entry, root, mask_order, out, options, on_progress, t0)
+
+
+def _convert_locked(sid, adapter, entry, root, mask_order, out, options, on_progress, t0) -> SourceReport:
     try:
         fp = fingerprint(adapter, root, entry.model_dump_json(), options)
     except AdapterError as e:  # a FIFO or dangling link met while listing the inputs
@@ -132,7 +144,7 @@ def convert_source(
     if prev and prev.get("fingerprint") == fp and not options.overwrite and source_files(out, sid):
         # what the stored rows carry, so an up-to-date rerun reports the same as the conversion did
         rep = SourceReport(sid, "up_to_date", prev.get("counts", {}), time.perf_counter() - t0,
-                           duplicates=prev.get("duplicates", 0), moved=prev.get("moved", 0),
+                           duplicates=prev.get("duplicates", 0), moved=_moved_total(prev.get("moved")),
                            flags=dict(prev.get("flags", {})), root=disk.show(root),
                            missing=list(prev.get("partial", {}).get("missing", [])))
         prev_inputs = prev.get("inputs", {})
@@ -142,6 +154,7 @@ def convert_source(
         rep.info = dict(prev.get("info", {}))
         return rep
 
+    _check_schema(out, manifest, sid)
     ctx = SourceContext(
         source=sid,
         license=entry.license,
@@ -158,11 +171,9 @@ def convert_source(
         seed=options.seed,
         taxonomy_path=options.taxonomy_path,
     )
-    seen = _existing_hashes(out, exclude=sid)
     report = SourceReport(sid, "converted", root=disk.show(root))
     flags: Counter = Counter()
     ids_seen: set[str] = set()
-    out.mkdir(parents=True, exist_ok=True)
     try:
         with staged_source(out, sid) as staged:
             adapter.prepare(root)  # main process: source-wide files, before the workers start
@@ -172,7 +183,6 @@ def convert_source(
                 if row["sample_id"] in ids_seen:
                     raise ConversionError(f"{sid}: two records share sample_id {row['sample_id']!r}")
                 ids_seen.add(row["sample_id"])
-                _resolve_duplicate(row, seen, report)
                 for f in row["qc_flags"]:
                     flags[f.split(":", 1)[0]] += 1
                 staged.add(row)
@@ -181,40 +191,58 @@ def convert_source(
             if not ids_seen:
                 raise ConversionError(f"{sid}: no samples found under {root}")
             staged.finish()
-            report.counts = staged.counts()
-            staged.commit()
+            manifest = read_manifest(out)
+            manifest["schema_version"] = SCHEMA_VERSION
+            manifest["sources"][sid] = {
+                "fingerprint": fp,
+                "kind": "source",
+                "license": entry.license,
+                "counts": staged.counts(),
+                "adapter_version": adapter.version,
+                "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+
+            def before_commit(plan) -> None:
+                """The run report goes into the manifest inside the same atomic exchange."""
+                for _split, new_flags in plan.updates.get(sid, {}).values():  # the policy's flags here
+                    for f in new_flags:
+                        if is_resolution_flag(f):
+                            flags[f.split(":", 1)[0]] += 1
+                entry_m = manifest["sources"][sid]
+                entry_m.update(duplicates=plan.groups, flags=dict(flags), inputs=adapter.report.to_manifest(),
+                               info=_report_info(adapter))
+                if options.allow_partial:
+                    missing = [f"{p} ({r})" for p, r in adapter.report.of("orphaned")]
+                    entry_m["partial"] = {"missing_count": len(missing), "missing": missing}
+
+            plan = commit_with_policy(out, sid, staged.folder, manifest, before_commit=before_commit)
+            report.counts = manifest["sources"][sid]["counts"]
     except (AdapterError, TaxonomyError) as e:
         raise ConversionError(disk.show(str(e).strip('"'))) from None
     except OSError as e:  # disk full, permissions... while writing OUT
         raise ConversionError(f"{sid}: cannot write {out}: {e}") from None
+    report.duplicates = plan.groups
+    report.moved = sum(plan.moved.values())
+    report.moved_by_source = {s: d for s, d in manifest_moved(manifest).items() if d}
+    report.rewritten = [s for s in plan.sources() if s != sid]
     report.flags = dict(flags)
     report.inputs = adapter.report
     if options.allow_partial:
         report.missing = [f"{p} ({r})" for p, r in report.inputs.of("orphaned")]
-    report.info = {**adapter.report.info, **{f"images_from:{k}": disk.show(v) for k, v in adapter.linked.items()}}
+    report.info = _report_info(adapter)
     report.seconds = time.perf_counter() - t0
-    manifest = read_manifest(out)
-    manifest["schema_version"] = SCHEMA_VERSION
-    manifest["sources"][sid] = {
-        "fingerprint": fp,
-        "kind": "source",
-        "license": entry.license,
-        "counts": report.counts,
-        "duplicates": report.duplicates,
-        "moved": report.moved,
-        "flags": report.flags,
-        "adapter_version": adapter.version,
-        "inputs": report.inputs.to_manifest(),
-        "info": report.info,
-        "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    if options.allow_partial:
-        manifest["sources"][sid]["partial"] = {"missing_count": len(report.missing), "missing": report.missing}
-    write_manifest(out, manifest)
-    write_card(out)
     report.stale_textsets = sorted(k for k, m in manifest["sources"].items()
                                    if m.get("kind") == "textset" and m.get("parent") == sid)
     return report
+
+
+def _report_info(adapter: Adapter) -> dict[str, str]:
+    return {**adapter.report.info, **{f"images_from:{k}": disk.show(v) for k, v in adapter.linked.items()}}
+
+
+def _moved_total(moved) -> int:
+    """Rows moved by the split policy, from a manifest entry (``{"a->b (why)": n}``)."""
+    return sum(moved.values()) if isinstance(moved, dict) else int(moved or 0)
 
 
 def sources_present(raw_dir: Path | str) -> list[str]:
@@ -301,43 +329,21 @@ def _samples(adapter: Adapter, root: Path, max_samples: Optional[int]) -> Iterat
     return it
 
 
-def _existing_hashes(out: Path, exclude: str) -> dict[str, tuple[str, str, bool]]:
-    """sha256 -> (sample_id, split, twin) of every image already in ``out`` (other sources);
-    ``twin`` is True when that row is itself flagged as a duplicate of a row of ``exclude`` (the
-    source being reconverted), i.e. ``exclude``'s copy was the first occurrence."""
-    seen: dict[str, tuple[str, str, bool]] = {}
-    manifest = read_manifest(out)
-    # every data folder counts (even one whose manifest entry a killed run never wrote), except
-    # derived text sets, whose rows repeat their parent's images
-    derived = {s for s, m in manifest["sources"].items() if m.get("kind", "source") != "source"}
-    for f in all_parquet_files(out):
-        if f.parent.name in derived or f.parent.name == exclude:
-            continue
-        t = pq.read_table(f, columns=["image_sha256", "sample_id", "split", "qc_flags"])
-        cols = (t.column(c).to_pylist() for c in ("image_sha256", "sample_id", "split", "qc_flags"))
-        for sha, sid, split, flags in zip(*cols):
-            twin = any(fl.startswith(f"duplicate_of:{exclude}/") for fl in flags)
-            seen.setdefault(sha, (sid, split, twin))
-    return seen
+def manifest_moved(manifest: dict) -> dict[str, dict[str, int]]:
+    """``{source: {"train->test (duplicate)": n}}`` as recorded by the last resolution pass."""
+    return {s: dict(m.get("moved") or {}) for s, m in manifest["sources"].items() if m.get("kind", "source") == "source"}
 
 
-def _resolve_duplicate(row: dict, seen: dict[str, tuple[str, str, bool]], report: SourceReport) -> None:
-    """Exact duplicates follow the split of their first occurrence and are flagged
-    ``duplicate_of:<first sample_id>``. When the other copy is already flagged as this row's
-    duplicate (this source was converted first and is being reconverted), this row stays the
-    unflagged original; it still follows the other copy's split, so nothing leaks."""
-    sha = row["image_sha256"]
-    first = seen.get(sha)
-    if first is None:
-        seen[sha] = (row["sample_id"], row["split"], False)
-        return
-    report.duplicates += 1
-    if not first[2]:
-        row["qc_flags"].append(f"duplicate_of:{first[0]}")
-    if row["split"] != first[1]:
-        row["qc_flags"].append(f"split_moved:{row['split']}->{first[1]}")
-        row["split"] = first[1]
-        report.moved += 1
+def _check_schema(out: Path, manifest: dict, sid: str) -> None:
+    """Refuse to mix rows of another schema version into one OUT (see the README migration note)."""
+    old = manifest.get("schema_version")
+    others = sorted(s for s in manifest["sources"] if s != sid)
+    if others and old != SCHEMA_VERSION:
+        raise ConversionError(
+            f"{out} holds {', '.join(others)} written with schema {old}; this version writes {SCHEMA_VERSION} "
+            f"(ClassLabel ids, near-duplicate hashes). Convert into a new folder, or reconvert every source "
+            f"of {out} into it (see 'Migrating from schema 1' in the README)."
+        )
 
 
 # ---------------------------------------------------------------- parallel row building

@@ -6,9 +6,22 @@ Layout::
     OUT/data/<source>/<split>-NNNNN-of-NNNNN.parquet
     OUT/.unihema/manifest.json                      per source: fingerprint, counts, kind, schema version
     OUT/.unihema/staging/                           in-progress conversions (never visible as data)
+    OUT/.unihema/lock                               :func:`out_lock`: one writer at a time
+    OUT/.unihema/commit.json                        journal of a commit in progress (see below)
 
-A source is replaced as a whole: its shards are written to a staging folder and swapped in with
-renames once complete, so an interrupted or failed run leaves ``OUT`` as it was.
+Sources are replaced as wholes, and several at once: their shards are written to staging folders;
+:func:`commit` then builds a complete new ``data/`` folder in staging (hard links to the shards
+of every untouched source, the staged folders of the replaced ones), writes a journal holding the
+new manifest and the identity (device, inode) of that folder, swaps it with ``OUT/data`` in one
+atomic ``renameat2(RENAME_EXCHANGE)``, then writes the manifest and card and removes the
+journal. Writing the journal is the commit point:
+
+* killed before it: ``OUT`` is unchanged (the next run removes the dead run's staging folders);
+* killed after it (even between the data swap and the manifest write): the next writer, under
+  the lock, calls :func:`recover`, which sees that ``OUT/data`` is the journal's folder and
+  finishes the commit (manifest, card), or, when the swap never happened, drops the journal.
+  ``validate`` reports a pending journal (:func:`pending_commit`), so new shards are never
+  accepted under an old manifest.
 """
 from __future__ import annotations
 
@@ -30,6 +43,8 @@ from .schema import ARROW_SCHEMA, SCHEMA_VERSION, SPLITS
 
 MANIFEST = Path(".unihema") / "manifest.json"
 STAGING = Path(".unihema") / "staging"
+LOCK = Path(".unihema") / "lock"
+JOURNAL = Path(".unihema") / "commit.json"
 
 ROW_GROUP_ROWS = 100                 # small row groups: the Hub viewer and random access like them
 #: already-compressed payloads (JPEG/PNG/GIF/WebP bytes) are stored as is; zstd on them costs time
@@ -165,21 +180,156 @@ class StagedSource:
         for w in self.writers.values():
             w.close()
 
-    def commit(self) -> None:
-        """Replace ``OUT/data/<source>`` with the staged shards: one atomic exchange of the two
-        folders where the OS offers it (Linux ``renameat2(RENAME_EXCHANGE)``), else two renames."""
-        target = self.out / "data" / self.source
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            os.replace(self.folder, target)
-            return
-        if _exchange(self.folder, target):
-            shutil.rmtree(self.folder, ignore_errors=True)  # now holds the previous shards
-            return
-        trash = self.out / STAGING / f"trash-{self.source}-{uuid.uuid4().hex[:8]}"
-        os.replace(target, trash)
-        os.replace(self.folder, target)
-        shutil.rmtree(trash, ignore_errors=True)
+    def commit(self, manifest: Optional[dict] = None) -> None:
+        """Replace ``OUT/data/<source>`` with the staged shards and write ``manifest`` (default:
+        the current one) in one :func:`commit`. Call under :func:`out_lock`."""
+        commit(self.out, {self.source: self.folder}, manifest if manifest is not None else read_manifest(self.out))
+
+
+# ---------------------------------------------------------------- lock and multi-source commit
+@contextmanager
+def out_lock(out: Path, timeout: float = -1, on_wait=None) -> Iterator[None]:
+    """Hold ``OUT/.unihema/lock`` (``filelock``): concurrent writers (convert, textsets) into one
+    ``OUT`` run one after the other. ``on_wait()`` is called once when the lock is busy. Inside,
+    an interrupted earlier commit is finished first (:func:`recover`)."""
+    from filelock import FileLock, Timeout
+
+    out = Path(out)
+    (out / LOCK).parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(out / LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if on_wait is not None:
+            on_wait()
+        lock.acquire(timeout=timeout)
+    try:
+        recover(out)
+        yield
+    finally:
+        lock.release()
+
+
+def commit(out: Path, replacements: dict[str, Path], manifest: dict) -> None:
+    """Atomically replace ``OUT/data/<source>`` for every ``source -> staged folder`` of
+    ``replacements`` (the folders are consumed) and write ``manifest`` and the card with them
+    (see the module doc for the protocol). Call under :func:`out_lock`."""
+    out = Path(out)
+    data = out / "data"
+    base = out / STAGING
+    base.mkdir(parents=True, exist_ok=True)
+    new = base / f"data-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    new.mkdir()
+    try:
+        if data.is_dir():
+            for d in sorted(data.iterdir()):
+                if d.name not in replacements:
+                    _link_tree(d, new / d.name)
+        for src, folder in replacements.items():
+            os.replace(folder, new / src)
+        _fsync_dir(new)
+        st = os.stat(new)
+        journal = {"new": str(new), "dev": st.st_dev, "ino": st.st_ino, "manifest": manifest}
+        atomic_write_text(out / JOURNAL, json.dumps(journal, sort_keys=True))  # the commit point
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if data.exists():
+        if not _exchange(new, data):
+            trash = base / f"trash-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            os.replace(data, trash)
+            os.replace(new, data)
+            new = trash
+    else:
+        os.replace(new, data)
+    _finish(out, journal, old=new)
+
+
+def _finish(out: Path, journal: dict, old: Optional[Path]) -> None:
+    from .card import write_card
+
+    write_manifest(out, journal["manifest"])
+    write_card(out)
+    (out / JOURNAL).unlink(missing_ok=True)
+    if old is not None and old.exists():
+        shutil.rmtree(old, ignore_errors=True)  # the previous data folder (after the swap)
+
+
+def pending_commit(out: Path) -> Optional[str]:
+    """A description of an interrupted commit in ``OUT`` (journal present), else ``None``."""
+    j = _read_journal(Path(out))
+    if j is None:
+        return None
+    state = "data swapped, manifest not yet written" if _is_journal_data(Path(out), j) else "data not swapped"
+    return f"{Path(out) / JOURNAL}: interrupted commit ({state}); the next convert/generate finishes or drops it"
+
+
+def recover(out: Path) -> Optional[str]:
+    """Finish (data already swapped) or drop (not swapped) an interrupted commit; returns what
+    was done, ``None`` when there was nothing to do. Call under :func:`out_lock`."""
+    out = Path(out)
+    j = _read_journal(out)
+    if j is None:
+        if (out / JOURNAL).exists():
+            (out / JOURNAL).unlink()
+            return "dropped an unreadable commit journal (the data swap had not happened)"
+        return None
+    data, new = out / "data", Path(j["new"])
+    if _is_journal_data(out, j):
+        _finish(out, j, old=new)
+        return "finished an interrupted commit (manifest and card written)"
+    if not data.exists() and new.is_dir():  # killed between the two renames of the fallback
+        os.replace(new, data)
+        _finish(out, j, old=None)
+        return "finished an interrupted commit (data moved in, manifest and card written)"
+    (out / JOURNAL).unlink(missing_ok=True)
+    shutil.rmtree(new, ignore_errors=True)
+    return "dropped an interrupted commit (the data swap had not happened)"
+
+
+def _read_journal(out: Path) -> Optional[dict]:
+    p = out / JOURNAL
+    if not p.is_file():
+        return None
+    try:
+        j = json.loads(p.read_text(encoding="utf-8"))
+        return j if isinstance(j, dict) and {"new", "dev", "ino", "manifest"} <= set(j) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _is_journal_data(out: Path, j: dict) -> bool:
+    try:
+        st = os.stat(out / "data")
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (j["dev"], j["ino"])
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Hard-link (copy where links are impossible) every file of ``src`` into ``dst``."""
+    if src.is_file():
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+        return
+    dst.mkdir()
+    for p in sorted(src.iterdir()):
+        _link_tree(p, dst / p.name)
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -15,9 +15,10 @@ import numpy as np
 
 from . import masks as mask_codec
 from .adapters.base import AdapterError, RawSample
-from .boxes import BoxFormat, clip_coco, to_coco
+from .boxes import BoxFormat, clip_coco, native_degenerate, to_coco
 from .formats.disk import show
 from .images import ImageDecodeError
+from .neardup import image_phashes
 from .refs import MaskFileCache, decode_object_mask, load_image_ref, rgb_to_values
 from .prompts import task_prompt
 from .schema import attrs_to_list, empty_row
@@ -90,6 +91,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
         group_id=group,
         license=ctx.license,
         image_sha256=stored.sha256,
+        image_phash=_phashes(stored.data, ctx.source, where),
         image={"bytes": stored.data, "path": name},
         width=W,
         height=H,
@@ -103,7 +105,12 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
 
     # classification + image-level attributes
     if sample.label is not None:
-        row["label"] = tax.map_label(ctx.source, sample.label, file=where, table=sample.label_table)
+        label = tax.map_label(ctx.source, sample.label, file=where, table=sample.label_table)
+        if "refine_label" in meta:  # a second native key refines the label (WBCAtt: file-name prefix)
+            label, refine_flags = tax.refine_label(ctx.source, label, meta["refine_label"])
+            flags.extend(refine_flags)
+        info = tax.labels[label]
+        row["label"], row["label_group"], row["label_cl"] = info.id, info.group, info.cl or ""
         row["source_label"] = str(sample.label)
         tasks.append("classification")
     if sample.attributes:
@@ -119,7 +126,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
         category = categories.get(ob.category)
         if category is None:
             category = categories[ob.category] = tax.map_label(ctx.source, ob.category, file=where)
-        objs["category"].append(category)
+        objs["category"].append(tax.class_id(category))
         objs["source_category"].append(str(ob.category))
         rle = ""
         if ob.mask is not None:
@@ -139,6 +146,8 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
                 raise RowError(f"{ctx.source}: {where}: object {i} has a non-finite box {list(ob.bbox)}")
             if box[2] < 0 or box[3] < 0:
                 raise RowError(f"{ctx.source}: {where}: object {i} has a negative-size box {list(ob.bbox)}")
+            if native_degenerate(ob.bbox, BoxFormat(ctx.box_format)):
+                flags.append(f"degenerate_native_box:{i}:" + ",".join(f"{float(v):g}" for v in ob.bbox))
             src = "annotated"
             has_box = True
         elif rle:
@@ -178,6 +187,13 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     row["prompt"] = task_prompt(row["tasks"], row["disease"])
     row["qc_flags"] = flags
     return row
+
+
+def _phashes(data: bytes, source: str, where: str) -> list[str]:
+    try:
+        return image_phashes(data)
+    except (OSError, ValueError) as e:
+        raise RowError(f"{source}: {where}: cannot decode the image for its perceptual hash ({e})") from None
 
 
 def _map_attrs(tax, source: str, attrs: dict[str, Any], where: str) -> dict[str, str]:

@@ -16,6 +16,8 @@ Identity and provenance
                       (defaults to the sample itself when the source gives no grouping).
     ``license``       SPDX id, ``other`` or ``unknown`` (from the catalog).
     ``image_sha256``  sha256 (hex) of the native image file's bytes, before any re-encoding.
+    ``image_phash``   perceptual hashes (16 hex digits each, ``imagehash.phash``): ``[whole image,
+                      central crop]`` (see :mod:`unihema_data.neardup`), used to find near-duplicates.
 Image
     ``image``         ``datasets.Image``: original encoded bytes for JPEG/PNG/GIF/WebP; TIFF, BMP and
                       other formats browsers cannot show are re-encoded losslessly to PNG.
@@ -25,12 +27,17 @@ Image
 Tasks
     ``tasks``         subset of :data:`TASKS` this row carries annotations for.
 Classification
-    ``label``         canonical taxonomy label (see ``taxonomy.yaml``); ``source_label`` verbatim native.
+    ``label``         ``datasets.ClassLabel`` over :data:`CLASS_NAMES`: the canonical taxonomy label's
+                      stable id (``taxonomy.yaml`` ``id``; never renumbered, new labels append), ``-1``
+                      when the row has no image-level label. ``source_label`` verbatim native.
+    ``label_group``   the label's group (``wbc``/``rbc``/``platelet``/``parasite``/``other``), "" if none.
+    ``label_cl``      the label's Cell Ontology id (``CL:0000775``) where one exists, else "".
     ``attributes``    image-level morphology attributes, list of ``{name, value}``, harmonized names/values.
 Objects (parallel lists, one entry per object)
     ``bbox``          COCO ``[x, y, w, h]``: absolute pixels, float32, x/y = top-left corner of the
                       box in continuous pixel coordinates (pixel (0,0) covers [0,1)x[0,1)).
-    ``category``      canonical label; ``source_category`` verbatim native string.
+    ``category``      ``ClassLabel`` id over :data:`CLASS_NAMES` (as ``label``); ``source_category``
+                      verbatim native string.
     ``bbox_source``   ``annotated`` | ``from_mask`` | ``from_point``.
     ``mask_rle``      COCO compressed RLE ``counts`` string (pycocotools), size = (height, width); "" if none.
     ``attributes``    per-object list of ``{name, value}``.
@@ -42,7 +49,10 @@ Text
     ``prompt``        e.g. "This image is for the detection of leukemia cells."; ``question``/``answer``
                       (VQA, question prefixed ``Q: ``); ``masked_text``/``target_text`` (MLM, T5 sentinels).
 Quality
-    ``qc_flags``      e.g. ``clipped_box``, ``zero_area_box``, ``duplicate_of:<sample_id>``, ``split_moved``.
+    ``qc_flags``      e.g. ``clipped_box``, ``zero_area_box``, ``degenerate_native_box``,
+                      ``duplicate_of:<sample_id>``, ``near_duplicate_of:<sample_id>``,
+                      ``label_conflict:<sample_id>:<its label>``, ``split_moved:<from>-><to>:<why>``
+                      (see :mod:`unihema_data.integrity` for the split policy).
 """
 from __future__ import annotations
 
@@ -50,24 +60,32 @@ from typing import Any, Optional
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "2.0.0"  # 2.0.0: label/objects.category ClassLabel ids, label_group, label_cl, image_phash
+
+#: ``label`` / ``objects.category`` value of a row or object without a canonical label
+NO_LABEL = -1
 
 TASKS = ("detection", "segmentation", "classification", "attributes", "vqa", "mlm", "caption")
 SPLITS = ("train", "validation", "test")
 GRANULARITIES = ("single_cell", "field_of_view")
 BBOX_SOURCES = ("annotated", "from_mask", "from_point")
 
-# ``FEATURES``, ``ARROW_SCHEMA``, ``COLUMNS`` and ``OBJECT_FIELDS`` are built on first use (module
+# ``FEATURES``, ``ARROW_SCHEMA``, ``COLUMNS``, ``OBJECT_FIELDS`` and ``CLASS_NAMES`` (canonical label
+# names indexed by their stable taxonomy id: the ``ClassLabel`` names) are built on first use (module
 # ``__getattr__``): ``datasets`` takes ~0.8 s to import, and ``import unihema_data`` / the CLI's
 # ``--help`` must not pay for it. ``from unihema_data.schema import FEATURES`` works as before.
-_LAZY = ("FEATURES", "ARROW_SCHEMA", "COLUMNS", "OBJECT_FIELDS")
+_LAZY = ("FEATURES", "ARROW_SCHEMA", "COLUMNS", "OBJECT_FIELDS", "CLASS_NAMES")
 
 
 def _build() -> None:
-    from datasets import Features, Image, List, Value
+    from datasets import ClassLabel, Features, Image, List, Value
 
+    from .taxonomy import load_taxonomy
+
+    class_names = load_taxonomy().class_names()
     _STR = Value("string")
     _ATTRS = List({"name": _STR, "value": _STR})
+    _CLASS = ClassLabel(names=list(class_names))
 
     features = Features(
         {
@@ -80,6 +98,7 @@ def _build() -> None:
             "group_id": _STR,
             "license": _STR,
             "image_sha256": _STR,
+            "image_phash": List(_STR),
             # image
             "image": Image(),
             "width": Value("int32"),
@@ -92,13 +111,15 @@ def _build() -> None:
             # tasks
             "tasks": List(_STR),
             # classification
-            "label": _STR,
+            "label": _CLASS,
+            "label_group": _STR,
+            "label_cl": _STR,
             "source_label": _STR,
             "attributes": _ATTRS,
             # objects, parallel lists
             "objects": {
                 "bbox": List(List(Value("float32"), length=4)),
-                "category": List(_STR),
+                "category": List(_CLASS),
                 "source_category": List(_STR),
                 "bbox_source": List(_STR),
                 "mask_rle": List(_STR),
@@ -121,7 +142,7 @@ def _build() -> None:
     arrow: pa.Schema = features.arrow_schema.with_metadata(
         {**(features.arrow_schema.metadata or {}), b"unihema_schema_version": SCHEMA_VERSION.encode()}
     )
-    globals().update(FEATURES=features, ARROW_SCHEMA=arrow, COLUMNS=tuple(features.keys()),
+    globals().update(FEATURES=features, ARROW_SCHEMA=arrow, COLUMNS=tuple(features.keys()), CLASS_NAMES=class_names,
                      OBJECT_FIELDS=tuple(features["objects"].keys()))
 
 
@@ -146,7 +167,7 @@ def empty_row() -> dict[str, Any]:
     """A row with every column present and neutral values ("" / [] / None)."""
     global _EMPTY_KINDS
     if _EMPTY_KINDS is None:
-        from datasets import Image, List, Value
+        from datasets import ClassLabel, Image, List, Value
 
         kinds = []
         for name, feat in _get("FEATURES").items():
@@ -156,6 +177,8 @@ def empty_row() -> dict[str, Any]:
                 kinds.append((name, None))
             elif isinstance(feat, List):
                 kinds.append((name, "list"))
+            elif isinstance(feat, ClassLabel):
+                kinds.append((name, NO_LABEL))
             elif isinstance(feat, Value) and feat.dtype.startswith("int"):
                 kinds.append((name, 0))
             else:
@@ -178,6 +201,13 @@ _EMPTY_KINDS: Optional[tuple] = None
 def attrs_to_list(attrs: dict[str, str]) -> list[dict[str, str]]:
     """``{name: value}`` -> schema list of ``{name, value}`` (sorted by name for stable output)."""
     return [{"name": k, "value": str(v)} for k, v in sorted(attrs.items())]
+
+
+def label_name(class_id: int | None) -> str:
+    """Canonical name of a ``label``/``objects.category`` id; "" for ``-1``/``None`` (no label)."""
+    if class_id is None or class_id < 0:
+        return ""
+    return _get("CLASS_NAMES")[class_id]
 
 
 def attrs_to_dict(attrs: list[dict[str, str]] | None) -> dict[str, str]:

@@ -4,8 +4,9 @@
 * Otherwise a deterministic grouped split: the ``group_id`` (patient/slide/smear, or the sample
   itself) is hashed with the seed, so every member of a group lands in the same split and the
   assignment does not depend on processing order or on other samples (streaming-friendly).
-* Exact duplicates (same image bytes) across every source of an output folder follow the split of
-  their first occurrence; see :mod:`unihema_data.convert`.
+* Duplicate groups (exact and near) across every source of an output folder take one split, the
+  strongest of their members (published test > validation > train > generated), independent of
+  conversion order; see :mod:`unihema_data.integrity`.
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from .outdir import all_parquet_files
+from .schema import label_name
 
 _COLUMNS = ["source", "split", "tasks", "label", "objects", "qc_flags"]
 
@@ -20,6 +21,7 @@ class Stats:
     labels: Counter = field(default_factory=Counter)          # (source, label)  image-level
     objects: Counter = field(default_factory=Counter)         # (source, category)
     flags: Counter = field(default_factory=Counter)           # (source, flag kind)
+    moved: Counter = field(default_factory=Counter)           # (source, "train->test (duplicate of wbcatt)")
 
     def as_dict(self) -> dict:
         def nest(c: Counter) -> dict:
@@ -28,7 +30,7 @@ class Stats:
                 d.setdefault(a, {})[b] = n
             return d
 
-        return {k: nest(getattr(self, k)) for k in ("images", "tasks", "labels", "objects", "flags")}
+        return {k: nest(getattr(self, k)) for k in ("images", "tasks", "labels", "objects", "flags", "moved")}
 
 
 def compute_stats(out: Path | str) -> Stats:
@@ -43,12 +45,17 @@ def compute_stats(out: Path | str) -> Stats:
                 st.images[(src, cols["split"][j])] += 1
                 for task in cols["tasks"][j]:
                     st.tasks[(src, task)] += 1
-                if cols["label"][j]:
-                    st.labels[(src, cols["label"][j])] += 1
+                if cols["label"][j] is not None and cols["label"][j] >= 0:
+                    st.labels[(src, label_name(cols["label"][j]))] += 1
                 for c in cats[j] or []:
-                    st.objects[(src, c)] += 1
+                    st.objects[(src, label_name(c))] += 1
                 for fl in cols["qc_flags"][j]:
                     st.flags[(src, fl.split(":", 1)[0])] += 1
+                    if fl.startswith("split_moved:"):  # split_moved:<from>-><to>:<why>:<holder>
+                        parts = fl.split(":")
+                        why = parts[2] if len(parts) > 2 else "duplicate"
+                        holder = parts[3].split("/", 1)[0] if len(parts) > 3 else ""
+                        st.moved[(src, f"{parts[1]} ({why}{' of ' + holder if holder else ''})")] += 1
     return st
 
 

@@ -220,6 +220,40 @@ class Taxonomy:
             f"{source}: unmapped label {key!r}{where}; add it to {_YAML_FILE} sources.{source}.{table}{hint}"
         )
 
+    def is_refinement(self, coarse: str, fine: str) -> bool:
+        """True when canonical ``fine`` is ``coarse`` or a finer kind of it: its 5-part class is
+        ``coarse`` (``neutrophil_band`` of ``neutrophil``), its Cell Ontology parent is ``coarse``'s
+        term, or ``coarse`` is an unspecified-stage label of the same lineage
+        (``promyelocyte`` of ``immature_granulocyte``)."""
+        if fine == coarse:
+            return True
+        f, c = self.labels[fine], self.labels[coarse]
+        if f.rollup5 is not None and f.rollup5 == coarse:
+            return True
+        if c.cl and f.cl_parent == c.cl:
+            return True
+        return c.rollup5 is None and "unspecified" in c.description and c.lineage == f.lineage and c.group == f.group
+
+    def refine_label(self, source: str, canonical: str, refiner: Any, *, table: str = "label_prefixes") -> tuple[str, list[str]]:
+        """Refine a canonical label with a second native key of the same record (e.g. WBCAtt's
+        ``Neutrophil`` with its file-name prefix ``BNE``, looked up in ``table``), as PBC's own
+        labels are. Returns ``(label, qc_flags)``: the finer label and ``label_refined:<canonical>``
+        when the key maps to a refinement (:meth:`is_refinement`); ``canonical`` unchanged and
+        ``label_prefix_conflict:<key>=<its label>`` when it maps to an incompatible label;
+        ``canonical`` and ``unknown_prefix:<key>`` when it does not map."""
+        key = native_str(refiner) if refiner not in (None, "") else ""
+        try:
+            fine = self.map_label(source, key, table=table) if key else None
+        except UnmappedLabelError:
+            fine = None
+        if fine is None:
+            return canonical, [f"unknown_prefix:{key}"]
+        if fine == canonical:
+            return canonical, []
+        if self.is_refinement(canonical, fine):
+            return fine, [f"label_refined:{canonical}"]
+        return canonical, [f"label_prefix_conflict:{key}={fine}"]
+
     def map_mask_class(self, source: str, native: Any, *, file: Optional[str] = None) -> str:
         """Canonical mask class of a native pixel value (``128``, ``"0,255,255"``) or class name."""
         self._need_source(source)

@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 from .boxes import box_inside
 from .images import decode
 from .masks import decode_rle, decode_semantic
-from .outdir import all_parquet_files, read_manifest
-from .schema import ARROW_SCHEMA, OBJECT_FIELDS, SCHEMA_VERSION, SPLITS, TASKS
+from .outdir import all_parquet_files, pending_commit, read_manifest
+from .schema import ARROW_SCHEMA, CLASS_NAMES, OBJECT_FIELDS, SCHEMA_VERSION, SPLITS, TASKS
 from .taxonomy import NOT_ANNOTATED, load_taxonomy
 
 MAX_PROBLEMS_PER_KIND = 20
@@ -83,9 +83,14 @@ def check_row(row: dict, shard_split: Optional[str] = None) -> list[tuple[str, s
     for t in row["tasks"]:
         if t not in TASKS:
             bad("tasks", f"unknown task {t!r}")
-    if row["label"] and not tax.is_known_label(row["label"]):
-        bad("label", f"label {row['label']!r} not in taxonomy")
-    if "classification" in row["tasks"] and not row["label"]:
+    lab = row["label"] if row["label"] is not None else -1
+    if lab >= len(CLASS_NAMES) or lab < -1:
+        bad("label", f"label id {lab!r} not in taxonomy (0..{len(CLASS_NAMES) - 1} or -1)")
+    elif lab >= 0 and (row.get("label_group"), row.get("label_cl")) != (
+            tax.labels[CLASS_NAMES[lab]].group, tax.labels[CLASS_NAMES[lab]].cl or ""):
+        bad("label", f"label_group/label_cl {row.get('label_group')!r}/{row.get('label_cl')!r} disagree with "
+                     f"the taxonomy for {CLASS_NAMES[lab]!r}")
+    if "classification" in row["tasks"] and lab < 0:
         bad("tasks", "classification task without a label")
     _check_attrs(row["attributes"], tax, lambda m: bad("attributes", m))
     objs = row["objects"]
@@ -100,7 +105,7 @@ def check_row(row: dict, shard_split: Optional[str] = None) -> list[tuple[str, s
         box = objs["bbox"][i]
         if not np.all(np.isfinite(box)) or not box_inside(box, W, H):
             bad("bbox", f"object {i} box {list(box)} outside the {W}x{H} image")
-        if not tax.is_known_label(objs["category"][i]):
+        if not 0 <= objs["category"][i] < len(CLASS_NAMES):
             bad("label", f"object {i} category {objs['category'][i]!r} not in taxonomy")
         if objs["bbox_source"][i] not in ("annotated", "from_mask", "from_point"):
             bad("objects", f"object {i} bbox_source {objs['bbox_source'][i]!r}")
@@ -177,6 +182,9 @@ def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> Validation
     if not files:
         report.add("file", f"{out}: no Parquet shards under data/")
         return report
+    pending = pending_commit(out)
+    if pending:  # new shards may sit under an old manifest until the commit is finished
+        report.add("manifest", pending)
     manifest = read_manifest(out)
     kinds = {s: m.get("kind", "source") for s, m in manifest["sources"].items()}
     split_of_sha: dict[str, tuple[str, str]] = {}
@@ -196,10 +204,22 @@ def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> Validation
                 split_of_sha[r["image_sha256"]] = (r["sample_id"], r["split"])
             elif prev[1] != r["split"]:
                 report.add("leak", f"{r['sample_id']} ({r['split']}) has the same image bytes as {prev[0]} ({prev[1]})")
+            for fl in r["qc_flags"]:  # near-duplicate groups share one split too (integrity.py)
+                if fl.startswith("near_duplicate_of:"):
+                    near.append((r["sample_id"], r["split"], fl.split(":", 1)[1]))
+            split_of_id[r["sample_id"]] = r["split"]
             if r["source"] != f.parent.name and source_kind == "source":
                 report.add("source", f"{r['sample_id']}: source {r['source']!r} stored under data/{f.parent.name}")
         if on_progress:
             on_progress(report.rows, total)
+
+    near: list[tuple[str, str, str]] = []
+    split_of_id: dict[str, str] = {}
+
+    def near_leaks() -> None:
+        for sid, split, other in near:
+            if other in split_of_id and split_of_id[other] != split:
+                report.add("leak", f"{sid} ({split}) is a near-duplicate of {other} ({split_of_id[other]})")
 
     batches = _row_batches(files, report)
     if num_proc <= 1:
@@ -207,6 +227,7 @@ def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> Validation
             bookkeeping(rows, f)
             for kind, msg in _check_batch((rows, split)):
                 report.add(kind, msg)
+        near_leaks()
         return report
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(num_proc) as pool:
@@ -220,6 +241,7 @@ def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> Validation
         for p in pending:
             for kind, msg in p.get():
                 report.add(kind, msg)
+    near_leaks()
     return report
 
 

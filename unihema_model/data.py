@@ -88,7 +88,7 @@ class CorpusIndex:
         for fi, path in enumerate(files):
             table = pq.read_table(path, columns=[c for c in ("tasks", "objects", "label", "attributes")
                                                  if c in pq.read_schema(path).names])
-            rows = table.to_pylist()
+            rows = [_label_names(r) for r in table.to_pylist()]
             for ri, row in enumerate(rows):
                 row_tasks = set(row.get("tasks") or [])
                 for t in tasks:
@@ -112,11 +112,24 @@ class CorpusIndex:
         if file_index not in self._cache:
             path = self.files[file_index]
             names = [c for c in COLUMNS if c in pq.read_schema(path).names]
-            self._cache[file_index] = pq.read_table(path, columns=names).to_pylist()
+            self._cache[file_index] = [_label_names(r) for r in pq.read_table(path, columns=names).to_pylist()]
             if len(self._cache) > self._cache_files:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(file_index)
         return self._cache[file_index][row_index]
+
+
+def _label_names(row: dict) -> dict:
+    """Schema >= 2 stores ``label`` / ``objects.category`` as ``ClassLabel`` ids (-1 = none); this
+    module keys its label maps by canonical name, so ids become names ("" for none) on read."""
+    from unihema_data.schema import label_name
+
+    if isinstance(row.get("label"), int):
+        row["label"] = label_name(row["label"])
+    objects = row.get("objects")
+    if objects and objects.get("category") and isinstance(objects["category"][0], int):
+        objects["category"] = [label_name(c) for c in objects["category"]]
+    return row
 
 
 def image_to_tensor(image: Image.Image, size: int | tuple[int, int]) -> torch.Tensor:

@@ -35,10 +35,20 @@ def smear(width: int, height: int, cells: Sequence[tuple[Sequence[float], str]],
 
 
 def single_cell(size: int, kind: str, seed: int, size_h: int | None = None) -> Image.Image:
-    """A centred single-cell crop."""
+    """A single-cell crop: the cell near the centre (seeded size and offset) among a few seeded
+    red cells, so crops of different seeds are different pictures (as different cells of one smear
+    are), not one picture with different noise (which near-duplicate detection would merge)."""
     h = size_h or size
     m = min(size, h)
-    return smear(size, h, [((size / 2 - m * 0.3, h / 2 - m * 0.3, m * 0.6, m * 0.6), kind)], seed)
+    rng = np.random.default_rng([seed, 7919])
+    cells = []
+    for _ in range(int(rng.integers(3, 7))):
+        d = m * rng.uniform(0.2, 0.32)
+        cells.append(((rng.uniform(-d / 3, size - d / 2), rng.uniform(-d / 3, h - d / 2), d, d * rng.uniform(0.85, 1.1)), "rbc"))
+    d = m * rng.uniform(0.45, 0.65)
+    cx, cy = size / 2 + rng.uniform(-0.08, 0.08) * m, h / 2 + rng.uniform(-0.08, 0.08) * m
+    cells.append(((cx - d / 2, cy - d / 2, d, d * rng.uniform(0.9, 1.1)), kind))
+    return smear(size, h, cells, seed)
 
 
 def encode(im: Image.Image, fmt: str, **kw) -> bytes:

@@ -22,7 +22,11 @@ CSV format (comma-separated, LF, unquoted) with the header :data:`COLUMNS`:
 
 Conventions:
 * ``rel_path`` = the CSV ``path`` value (so ``sample_id`` = ``wbcatt/PBC_dataset_normal_DIB/<folder>/<file>``).
-* ``label`` = the CSV ``label`` verbatim (taxonomy table ``labels``).
+* ``label`` = the CSV ``label`` verbatim (taxonomy table ``labels``), refined like PBC's by the
+  ``img_name`` prefix (``meta["refine_label"]``, table ``label_prefixes``, see
+  :meth:`~unihema_data.taxonomy.Taxonomy.refine_label`): ``Neutrophil`` + ``BNE_`` ->
+  ``neutrophil_band`` (flag ``label_refined:neutrophil``), so a WBCAtt row and the PBC row of the
+  same image carry the same label.
 * ``attributes`` = the 11 :data:`ATTRIBUTES` columns, names and values verbatim (values contain
   spaces, e.g. ``light blue``; ``nil`` = no granules, a real value).
 * ``source_split`` = ``train`` / ``val`` / ``test`` from the CSV the row is in.
@@ -38,8 +42,8 @@ Conventions:
 Quirks handled: 3 rows whose granule attributes disagree with each other are kept verbatim;
 ``NEUTROPHIL_`` file names; ``img_name`` must equal the last component of ``path``; an
 ``img_name`` listed twice (within or across splits) is an error. The image bytes are PBC's, so
-converting ``pbc`` and ``wbcatt`` into one OUT makes the core flag ``duplicate_of:`` and keep each
-image in the split of its first occurrence.
+converting ``pbc`` and ``wbcatt`` into one OUT makes the core flag ``duplicate_of:`` and put each
+image in WBCAtt's published split (:mod:`unihema_data.integrity`).
 
 Evidence: research note ``datasets-classification.md`` §15 (columns, every allowed value,
 counts); real sample ``shared/real-samples/wbcatt`` (full CSVs, parsed in the tests).
@@ -57,6 +61,13 @@ from . import _synthetic as syn
 
 #: first component of every CSV ``path`` (PBC's top folder, located by the core via images_from)
 PBC_DIR = "PBC_dataset_normal_DIB"
+
+
+def file_prefix(name: str) -> Optional[str]:
+    """PBC's file-name class prefix, which WBCAtt's ``img_name`` keeps: ``"BNE_191112.jpg"`` ->
+    ``"BNE"``; ``None`` when the name has no ``_``."""
+    stem = Path(name).stem
+    return stem.split("_", 1)[0] if "_" in stem else None
 
 
 def write_fake_image(path: Path, kind: str, seed: int, size: tuple[int, int] = (360, 363)) -> None:
@@ -179,6 +190,7 @@ class WBCAttAdapter(Adapter):
                 label=row["label"],
                 attributes={a: row[a] for a in ATTRIBUTES},
                 annotation_file=table.where(row),
+                meta={"refine_label": file_prefix(row["img_name"]) or ""},
                 qc_flags=flags,
             ))
         return out

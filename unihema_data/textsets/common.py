@@ -1,6 +1,8 @@
 """Shared helpers of the text-set generators: ground truth of a row, per-image RNG, value sets."""
 from __future__ import annotations
 
+from ..schema import label_name
+
 import random
 from functools import lru_cache
 from typing import Mapping, Optional
@@ -10,9 +12,11 @@ from ..taxonomy import NOT_ANNOTATED, load_taxonomy
 from .lexicon import CELL_TYPE, CELL_TYPE_WORDS
 
 
-def truth_of(label: str, attributes: list[dict] | None) -> dict[str, str]:
+def truth_of(label: str | int | None, attributes: list[dict] | None) -> dict[str, str]:
     """attr -> value of one cell: annotated attributes (``not_annotated`` left out) and, when the
-    label has a verbalization, ``cell_type``."""
+    label has a verbalization, ``cell_type``. ``label`` is a canonical name or a ``ClassLabel`` id."""
+    if not isinstance(label, str):
+        label = label_name(label)
     out = {a: v for a, v in attrs_to_dict(attributes).items() if v and v != NOT_ANNOTATED}
     if label in CELL_TYPE_WORDS:
         out[CELL_TYPE] = label

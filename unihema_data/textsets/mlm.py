@@ -15,6 +15,8 @@ masked text carries the ``mask: `` prefix.
 """
 from __future__ import annotations
 
+from ..schema import label_name
+
 import random
 import re
 from dataclasses import dataclass
@@ -44,6 +46,8 @@ def field_of_view(row: dict, max_cells: int) -> FieldOfView:
     objs = row["objects"]
     cells, arts, bad = [], 0, []
     for i, cat in enumerate(objs["category"]):
+        if not isinstance(cat, str):
+            cat = label_name(cat)
         if cat == ARTIFACT:
             arts += 1
             continue

@@ -26,8 +26,10 @@ OPEN_QUESTIONS: dict[str, tuple[str, ...]] = {
     "nc_ratio": ("What is the nuclear-to-cytoplasmic ratio?", "What is the N:C ratio of this cell?",
                  "How is the nucleus-to-cytoplasm ratio?"),
     "chromatin": ("What does the chromatin look like?", "How is the chromatin packed?", "Describe the chromatin of this cell."),
-    "cytoplasm_vacuoles": ("Are there vacuoles in the cytoplasm?", "Does the cytoplasm show vacuolation?",
-                           "Is the cytoplasm vacuolated?"),
+    # open questions are wh-questions (answered by a statement); yes/no-shaped questions belong to
+    # the yesno type, whose answers start with Yes/No (checked by verify.is_yesno_question)
+    "cytoplasm_vacuoles": ("What can be said about vacuoles in the cytoplasm?", "How would you describe the vacuolation of the cytoplasm?",
+                           "What about vacuoles in this cell?"),
     "cytoplasm_texture": ("What is the texture of the cytoplasm?", "What is the cytoplasmic texture?",
                           "How would you describe the cytoplasm texture?"),
     "cytoplasm_colour": ("What is the colour of the cytoplasm?", "What is the cytoplasmic colour?",
@@ -36,11 +38,11 @@ OPEN_QUESTIONS: dict[str, tuple[str, ...]] = {
                      "What kind of granules are present?"),
     "granule_colour": ("What is the colour of the granules?", "What is the granule colour?",
                        "What colour are the granules?"),
-    "granularity": ("Is the cytoplasm granular?", "How would you describe the granularity of the cytoplasm?",
+    "granularity": ("How granular is the cytoplasm?", "How would you describe the granularity of the cytoplasm?",
                     "What is the granularity of this cell?"),
     "nucleus_regularity": ("Is the nuclear outline regular or irregular?", "How does the nuclear contour look?",
                            "Describe the nuclear outline."),
-    "nucleoli": ("Are nucleoli visible?", "How do the nucleoli look?", "Describe the nucleoli."),
+    "nucleoli": ("What can be said about the nucleoli?", "How do the nucleoli look?", "Describe the nucleoli."),
     "cytoplasm_amount": ("What is the amount of cytoplasm?", "How much cytoplasm does the cell have?"),
     "cytoplasm_basophilia": ("How strong is the cytoplasmic basophilia?", "How basophilic is the cytoplasm?"),
 }

@@ -244,8 +244,11 @@ def verify_question(question: str, qtype: str, attr: str, truth: Mapping[str, st
             return problems + ["yes/no question without an asked value"]
         if truth.get(attr) == asked:
             problems += check_claims(p.claims, truth, exact=False, include=[(attr, asked)])
-        elif p.claims != [(attr, asked)]:
-            problems.append(f"negative question states {p.claims}, expected [({attr!r}, {asked!r})]")
+        elif (attr, asked) not in p.claims:
+            problems.append(f"negative question states {p.claims}, expected ({attr!r}, {asked!r}) among them")
+        else:  # the asked (false) value, plus possibly other facts that must be true
+            others = [c for c in p.claims if c != (attr, asked)]
+            problems += check_claims(others, truth, exact=False)
     elif qtype == "choice":
         if set(p.claims) != {(attr, o) for o in options} or len(p.claims) != len(options):
             problems.append(f"choice question states {p.claims}, expected options {options}")
@@ -256,12 +259,33 @@ def verify_question(question: str, qtype: str, attr: str, truth: Mapping[str, st
     return problems
 
 
+_YESNO_QUESTION = re.compile(r"^\s*(?:Q:\s*)?(?:is|are|was|were|does|do|did|has|have|can|could|will|would|should)\b",
+                             re.IGNORECASE)
+_ALTERNATIVE = re.compile(r"(?<![\w-])or(?![\w-])", re.IGNORECASE)
+
+
+def is_yesno_question(question: str) -> bool:
+    """A polar question ("Is the cytoplasm vacuolated?", "Does this cell have ...?"): starts with
+    an auxiliary verb and offers no alternatives ("Is it X or Y?" is a choice)."""
+    return bool(_YESNO_QUESTION.match(question)) and not _ALTERNATIVE.search(question)
+
+
 def verify_answer(answer: str, qtype: str, attr: str, truth: Mapping[str, str],
-                  asked: Optional[str] = None) -> list[str]:
+                  asked: Optional[str] = None, question: Optional[str] = None) -> list[str]:
     """The answer states the true value of ``attr`` (and only true facts); a yes/no answer
-    starts with the right polarity ("Yes" iff the asked value is the annotated one)."""
+    starts with the right polarity ("Yes" iff the asked value is the annotated one). With the
+    ``question``: every polar question must be answered Yes/No first, and a "Yes" must restate
+    every claim the question made (not just some of them)."""
     polarity, rest = split_polarity(answer)
     problems = []
+    if question is not None and is_yesno_question(question) and polarity is None:
+        problems.append("a yes/no question answered without Yes/No first")
+    if qtype == "yesno" and question is not None and polarity:
+        q = question[len(VQA_PREFIX):] if question.startswith(VQA_PREFIX) else question
+        said = set(parse(rest).claims)
+        missing = [c for c in parse(q).claims if c not in said]
+        if missing:
+            problems.append(f"the Yes explanation does not restate {missing}")
     if qtype == "yesno":
         want = truth.get(attr) == asked
         if polarity is None:
@@ -273,6 +297,24 @@ def verify_answer(answer: str, qtype: str, attr: str, truth: Mapping[str, str],
     if attr not in truth:
         return problems + [f"{attr} is not annotated"]
     return problems + verify_statement(rest, truth, exact=False, include=[(attr, truth[attr])])
+
+
+BALANCE_RANGE = (0.3, 0.7)
+BALANCE_MIN_QUESTIONS = 50
+
+
+def check_balance(polarity_by_claims: Mapping[int, Mapping[str, int]]) -> list[str]:
+    """Corpus-level check: among yes/no questions making two or more claims, the share answered
+    Yes lies in :data:`BALANCE_RANGE` (checked once there are :data:`BALANCE_MIN_QUESTIONS`)."""
+    yes = sum(c.get("yes", 0) for k, c in polarity_by_claims.items() if k >= 2)
+    n = yes + sum(c.get("no", 0) for k, c in polarity_by_claims.items() if k >= 2)
+    if n < BALANCE_MIN_QUESTIONS:
+        return []
+    lo, hi = BALANCE_RANGE
+    if not lo <= yes / n <= hi:
+        return [f"{yes} of {n} yes/no questions with two or more claims are answered Yes ({yes / n:.0%}); "
+                f"expected {lo:.0%}..{hi:.0%}"]
+    return []
 
 
 # ------------------------------------------------------------------------------------ fields of view

@@ -4,7 +4,9 @@ Question types: ``open`` ("What is the colour of the cytoplasm?"), ``yesno`` (ba
 value is the annotated one or another value of the attribute, by a fair coin per question; "all"
 mode asks both), ``choice`` ("Does this cell have condensed chromatin or open chromatin?").
 Questions carry the ``Q: `` prefix. Answers are full sentences stating the annotated value
-(yes/no answers start with "Yes,"/"No," and then state the annotated value).
+(yes/no answers start with "Yes,"/"No," and then state the annotated value; a "Yes" restates
+every claim of the question). Yes/no questions may make two claims (the asked value plus another
+true fact) whatever the answer, so two-claim questions are balanced like one-claim ones.
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from .common import Truth, lower_first, negatives, pick
 from .lexicon import CELL_TYPE
 from .templates import (
     ANSWERS, CELL_ANSWERS, CHOICE_CELL_QUESTIONS, CHOICE_QUESTIONS, OPEN_QUESTIONS, YESNO_CELL_QUESTIONS,
-    YESNO_QUESTIONS, phrase_for,
+    YESNO_QUESTIONS, phrase_for, render_frame,
 )
+from .lexicon import FRAMES_BY_ID
 from .verify import VQA_PREFIX, verify_answer, verify_question
 
 QUESTION_TYPES = ("open", "yesno", "choice")
@@ -85,6 +88,14 @@ def plan(truth: Truth, source: str, types: Sequence[str], pairs: int, rng: rando
     return specs
 
 
+def claims_of(question: str) -> int:
+    """Number of claims a (yes/no) question makes, as the verifier parses them."""
+    from .verify import parse
+
+    body = question[len(VQA_PREFIX):] if question.startswith(VQA_PREFIX) else question
+    return len(parse(body).claims)
+
+
 def _options(value: str, negs: list[str], rng: random.Random) -> tuple[str, ...]:
     opts = [value, rng.choice(negs)]
     rng.shuffle(opts)
@@ -100,7 +111,10 @@ def render(spec: QASpec, truth: Truth, rng: random.Random) -> QAPair:
         q, tid = pick(rng, OPEN_QUESTIONS[a], f"q.open.{a}")
         ids.append(tid)
     elif spec.qtype == "yesno":
-        np, fid = phrase_for(a, spec.asked, rng, truth if spec.asked == truth[a] else None, max_claims=2)
+        # multi-claim phrases either way: the asked value (true or not) plus other TRUE facts, so a
+        # two-claim question is a Yes as often as a No (a two-claim question always answered Yes
+        # is a shortcut a model learns)
+        np, fid = phrase_for(a, spec.asked, rng, truth, max_claims=2)
         tmpl, tid = pick(rng, YESNO_CELL_QUESTIONS if cell else YESNO_QUESTIONS, f"q.yesno{'.cell' if cell else ''}")
         q = tmpl.format(np=np)
         ids += [tid, f"phrase.{fid}"]
@@ -111,7 +125,12 @@ def render(spec: QASpec, truth: Truth, rng: random.Random) -> QAPair:
         ids += [tid, f"phrase.{f1}", f"phrase.{f2}"]
     else:
         raise ValueError(f"unknown question type {spec.qtype!r}")
-    np, fid = phrase_for(a, truth[a], rng, truth, max_claims=2)
+    if spec.qtype == "yesno" and spec.asked == truth[a]:
+        # a Yes restates every claim the question made (same frame, the annotated values)
+        fr = FRAMES_BY_ID[fid]
+        np, fid = render_frame(fr, truth, rng), fr.id
+    else:
+        np, fid = phrase_for(a, truth[a], rng, truth, max_claims=2)
     tmpl, aid = pick(rng, CELL_ANSWERS if cell else ANSWERS, f"a{'.cell' if cell else ''}")
     ans = tmpl.format(np=np)
     ids += [aid, f"phrase.{fid}"]
@@ -124,5 +143,5 @@ def check(pair: QAPair, truth: Truth) -> list[str]:
     """Verifier problems of a pair (question and answer); empty when it round-trips."""
     s = pair.spec
     problems = [f"question: {p}" for p in verify_question(pair.question, s.qtype, s.attr, truth, s.asked, s.options)]
-    problems += [f"answer: {p}" for p in verify_answer(pair.answer, s.qtype, s.attr, truth, s.asked)]
+    problems += [f"answer: {p}" for p in verify_answer(pair.answer, s.qtype, s.attr, truth, s.asked, pair.question)]
     return problems

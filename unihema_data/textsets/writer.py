@@ -22,8 +22,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import pyarrow.parquet as pq
 
-from ..card import write_card
-from ..outdir import read_manifest, source_files, staged_source, write_manifest
+from ..outdir import out_lock, read_manifest, source_files, staged_source
 from ..schema import SCHEMA_VERSION, SPLITS
 from . import caption as caption_mod
 from . import mlm as mlm_mod
@@ -31,7 +30,7 @@ from . import vqa as vqa_mod
 from .common import rng_for, truth_of
 from .lexicon import CELL_TYPE
 from .paraphrase import LocalParaphraser, Paraphrase, model_fingerprint, try_paraphrase
-from .verify import VQA_PREFIX, verify_answer, verify_question
+from .verify import VQA_PREFIX, check_balance, verify_answer, verify_question
 
 GENERATOR_VERSION = "1"
 
@@ -87,6 +86,7 @@ class GenerationReport:
     question_types: dict[str, int] = field(default_factory=dict)   # VQA: per type; others: per task
     subjects: dict[str, int] = field(default_factory=dict)         # attribute asked / described
     answer_balance: dict[str, int] = field(default_factory=dict)   # yes/no answers
+    balance_by_claims: dict[str, dict[str, int]] = field(default_factory=dict)  # claims in the question -> yes/no
     templates: dict[str, int] = field(default_factory=dict)
     rejections: dict[str, int] = field(default_factory=dict)
     rejection_examples: list[str] = field(default_factory=list)
@@ -124,6 +124,7 @@ class _Run:
         self.c_types: Counter = Counter()
         self.c_subj: Counter = Counter()
         self.c_bal: Counter = Counter()
+        self.c_bal_claims: dict[int, Counter] = {}
         self.c_tmpl: Counter = Counter()
         self.c_rej: Counter = Counter()
         self.c_skip: Counter = Counter()
@@ -164,12 +165,13 @@ class _Run:
             q_body, qp = try_paraphrase(
                 self.para, q[len(VQA_PREFIX):],
                 lambda x: verify_question(VQA_PREFIX + x, s.qtype, s.attr, truth, s.asked, s.options), self.para_stats)
-            a, ap = try_paraphrase(self.para, a, lambda x: verify_answer(x, s.qtype, s.attr, truth, s.asked),
-                                   self.para_stats)
+            a, ap = try_paraphrase(self.para, a, lambda x: verify_answer(x, s.qtype, s.attr, truth, s.asked,
+                                                                         VQA_PREFIX + q_body), self.para_stats)
             self.c_types[spec.qtype] += 1
             self.c_subj[spec.attr] += 1
             if pair.polarity:
                 self.c_bal[pair.polarity] += 1
+                self.c_bal_claims.setdefault(vqa_mod.claims_of(VQA_PREFIX + q_body), Counter())[pair.polarity] += 1
             self.c_tmpl.update(pair.templates)
             out.append({"question": VQA_PREFIX + q_body, "answer": a, "prompt": VQA_PREFIX + q_body,
                         "paraphrased": qp or ap})
@@ -243,6 +245,10 @@ class _Run:
         r = self.rep
         r.question_types, r.subjects = dict(self.c_types), dict(sorted(self.c_subj.items()))
         r.answer_balance, r.templates = dict(self.c_bal), dict(sorted(self.c_tmpl.items()))
+        r.balance_by_claims = {str(k): dict(sorted(c.items())) for k, c in sorted(self.c_bal_claims.items())}
+        problems = check_balance(self.c_bal_claims)
+        if problems:  # a shortcut a model would learn: refuse to publish it
+            raise TextsetError(f"{self.spec.id}: {problems[0]}")
         r.rejections, r.skipped_images, r.masks = dict(self.c_rej), dict(self.c_skip), dict(self.c_mask)
         r.paraphrase = self.para_stats
         return r
@@ -293,6 +299,13 @@ def generate(textset: str, out: Path | str, options: Optional[GenerateOptions] =
         raise TextsetError("--pairs-per-image must be >= 0")
     if not 0.0 < options.mask_fraction <= 1.0:
         raise TextsetError("--mask-fraction must be in (0, 1]")
+    out.mkdir(parents=True, exist_ok=True)
+    with out_lock(out, on_wait=lambda: print(f"{spec.id}: waiting for another writer into {out}", flush=True)):
+        return _generate_locked(spec, out, options, paraphrase, t0, on_progress)
+
+
+def _generate_locked(spec: TextsetSpec, out: Path, options: GenerateOptions, paraphrase, t0: float,
+                     on_progress: Optional[Callable[[int, Optional[int]], None]] = None) -> GenerationReport:
     manifest = read_manifest(out)
     parent = manifest["sources"].get(spec.parent)
     if parent is None or not source_files(out, spec.parent):
@@ -349,24 +362,22 @@ def generate(textset: str, out: Path | str, options: Optional[GenerateOptions] =
                                f"(skipped: {dict(run.c_skip)}, rejected: {dict(run.c_rej)})")
         staged.finish()
         run.rep.counts = {s: staged.counts()[s] for s in SPLITS if s in staged.counts()}
-        staged.commit()
-    rep = run.finish()
-    rep.seconds = time.perf_counter() - t0
-    manifest = read_manifest(out)
-    manifest["sources"][spec.id] = {
-        "kind": "textset",
-        "parent": spec.parent,
-        "task": spec.task,
-        "license": parent.get("license", "unknown"),
-        "counts": rep.counts,
-        "fingerprint": fp,
-        "generator_version": GENERATOR_VERSION,
-        "options": options.key(),
-        "report": {k: v for k, v in rep.as_dict().items() if k not in ("status", "seconds")},
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_manifest(out, manifest)
-    write_card(out)
+        rep = run.finish()
+        rep.seconds = time.perf_counter() - t0
+        manifest = read_manifest(out)
+        manifest["sources"][spec.id] = {
+            "kind": "textset",
+            "parent": spec.parent,
+            "task": spec.task,
+            "license": parent.get("license", "unknown"),
+            "counts": rep.counts,
+            "fingerprint": fp,
+            "generator_version": GENERATOR_VERSION,
+            "options": options.key(),
+            "report": {k: v for k, v in rep.as_dict().items() if k not in ("status", "seconds")},
+            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        staged.commit(manifest)  # data and manifest in one atomic commit
     return rep
 
 
