@@ -236,6 +236,12 @@ def _register_optional() -> None:
 
 _register_optional()
 
+from .publish_cli import export_command, preview_command, publish_command  # noqa: E402
+
+app.command("publish")(publish_command)
+app.command("export")(export_command)
+app.command("preview")(preview_command)
+
 
 def main() -> None:  # console script entry point
     app()
