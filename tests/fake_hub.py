@@ -54,7 +54,8 @@ class FakeHub:
                 return 400, {"error": "expected a dataset repo"}
             existed = repo in self.repos
             self.repos.setdefault(repo, {})
-            self.private[repo] = bool(req.get("private"))
+            if not existed:
+                self.private[repo] = req.get("visibility", "private" if req.get("private") else "public") == "private"
             if existed:
                 return 409, {"error": "You already created this dataset repo", "url": f"{self.url}/datasets/{repo}"}
             return 200, {"url": f"{self.url}/datasets/{repo}", "name": repo}

@@ -116,6 +116,8 @@ def _fields(rs_id: str, fileset: str) -> list[dict]:
         if isinstance(feat, dict):  # pragma: no cover - no other struct column today
             continue
         dt, arr = _data_type(feat)
+        if dt == "sc:ImageObject":  # the Parquet column is a struct {bytes, path}: the image is its bytes
+            src = {**src, "transform": {"jsonPath": "bytes"}}
         field = {"@type": "cr:Field", "@id": fid, "name": name, "dataType": dt, "source": src}
         if arr or isinstance(feat, List):
             field["isArray"] = True

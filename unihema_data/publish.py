@@ -239,10 +239,11 @@ def upload(folder: Path, plan: PublishPlan, private: bool, endpoint: Optional[st
     token = resolve_token()
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
     try:
-        url = api.create_repo(plan.repo_id, repo_type="dataset", private=private, exist_ok=True)
+        # private=None when not asked: an existing repo keeps its visibility, a new one gets the Hub default
+        url = api.create_repo(plan.repo_id, repo_type="dataset", private=private or None, exist_ok=True)
         large = getattr(api, "upload_large_folder", None)
         if large is not None:
-            large(repo_id=plan.repo_id, folder_path=str(folder), repo_type="dataset", private=private,
+            large(repo_id=plan.repo_id, folder_path=str(folder), repo_type="dataset", private=private or None,
                   ignore_patterns=[".cache/**"])
         else:
             api.upload_folder(repo_id=plan.repo_id, folder_path=str(folder), repo_type="dataset",
