@@ -166,6 +166,12 @@ def _rows_by_split(parts, total, on_progress, columns=None):
             yield sp, row
 
 
+def _detection_row(row: dict) -> bool:
+    """Rows exported as COCO/YOLO images: with objects, of a detection/segmentation task, or without
+    any annotation (a background image of a detection source); classification/text-only rows are not."""
+    return bool(row["objects"]["bbox"]) or bool(set(row["tasks"]) & {"detection", "segmentation"}) or not row["tasks"]
+
+
 def _categories() -> list[dict]:
     from .taxonomy import load_taxonomy
 
@@ -181,7 +187,7 @@ def _coco(parts, tmp: Path, total: int, on_progress) -> ExportReport:
     next_ann: dict[str, int] = defaultdict(int)
     for sp, row in _rows_by_split(parts, total, on_progress):
         objs = row["objects"]
-        if not objs["bbox"] and not (set(row["tasks"]) & {"detection", "segmentation"}):
+        if not _detection_row(row):
             rep.skipped += 1
             continue
         doc = docs.setdefault(sp, {"info": {"description": f"UniHema export, split {sp}"}, "licenses": [],
@@ -269,7 +275,7 @@ def _yolo(parts, tmp: Path, total: int, on_progress) -> ExportReport:
     any_mask = False
     for sp, row in _rows_by_split(parts, total, on_progress):
         objs = row["objects"]
-        if not objs["bbox"] and not (set(row["tasks"]) & {"detection", "segmentation"}):
+        if not _detection_row(row):
             rep.skipped += 1
             continue
         ysp = YOLO_SPLIT[sp]
