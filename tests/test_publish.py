@@ -44,6 +44,8 @@ def corpus(tmp_path_factory):
     convert(["pbc", "wbcatt", "leukemiaattri"], raw, out, ConvertOptions(num_proc=1, progress=False))
     generate("wbcatt_vqa", out)
     generate("leukemiaattri_mlm", out)
+    r = runner.invoke(app, ["preview", str(out)])  # opt in to the card's sample grids
+    assert r.exit_code == 0, r.output
     return out
 
 

@@ -328,11 +328,13 @@ def schema_section() -> list[str]:
 
 
 def render_card(out: Path, sources: Optional[Sequence[str]] = None,
-                excluded: Optional[Mapping[str, str]] = None, repo_id: Optional[str] = None) -> str:
+                excluded: Optional[Mapping[str, str]] = None, repo_id: Optional[str] = None,
+                previews: Optional[Sequence[str]] = None) -> str:
     """The card text (YAML header + body) for ``OUT`` (or the subset ``sources`` of it).
 
     ``excluded`` maps a source id left out of a publication to the reason; the card lists them with
-    the commands that rebuild them locally. ``repo_id`` (``ORG/NAME``) is used in the loading example."""
+    the commands that rebuild them locally. ``repo_id`` (``ORG/NAME``) is used in the loading example.
+    ``previews``: sources whose ``previews/<source>.png`` the card shows (default: the fresh grids in OUT)."""
     out = Path(out)
     manifest = read_manifest(out)
     srcs = _card_sources(out, manifest, sources)
@@ -366,10 +368,13 @@ def render_card(out: Path, sources: Optional[Sequence[str]] = None,
                  "| source | why | rebuild |", "|---|---|---|"]
         for s, why in sorted(excluded.items()):
             body.append(f"| `{s}` | {_cell(why)} | {_cell(rebuild_command(s))} |")
-    previews = [(s, f"previews/{s}.png") for s in srcs if (out / "previews" / f"{s}.png").exists()]
+    from .preview import fresh_previews
+
+    fresh = set(previews) if previews is not None else fresh_previews(out)
+    previews = [(s, f"previews/{s}.png") for s in srcs if s in fresh]
     if previews:
         body += ["", "## Samples", "",
-                 "Random rows per source, with boxes, masks and labels drawn (`unihema-data preview`)."]
+                 "Sample rows per source (chosen by a hash of their id), with boxes, masks and labels drawn (`unihema-data preview`)."]
         for s, p in previews:
             body += ["", f"### `{s}`", "", f"![{s} samples]({p})"]
     body += ["", "## Quality control", "",
@@ -430,13 +435,16 @@ def rebuild_command(source: str) -> str:
     return f"`unihema-data fetch {source} --root W && unihema-data convert {source} --raw-dir W/raw --out OUT`"
 
 
-def write_card(out: Path, *, previews: bool = True, croissant: bool = True) -> None:
-    """Write ``OUT/README.md`` (and ``LICENSE.md``, the sample grids and ``croissant.json``).
+def write_card(out: Path, *, previews: Optional[bool] = None, croissant: bool = True) -> None:
+    """Write ``OUT/README.md``, ``LICENSE.md`` and ``croissant.json``.
 
-    Sample grids are re-rendered only for sources whose fingerprint changed (a failure to render one
-    is logged, the card then simply has no picture of that source)."""
+    Sample grids (``OUT/previews/``) are opt-in for local corpora, since rendering them costs about a
+    second per source: ``previews=None`` (the default, used by ``convert``/``generate``) re-renders the
+    stale ones only when ``OUT/previews`` exists (the user ran ``unihema-data preview OUT`` once);
+    ``True`` always refreshes them. The card shows only grids that match the current data. A failure
+    to render one is logged; the card then simply has no picture of that source."""
     out = Path(out)
-    if previews:
+    if previews or (previews is None and (out / "previews").is_dir()):
         try:
             from .preview import refresh_previews
 

@@ -189,7 +189,7 @@ def save_png(img: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        img.save(tmp, format="PNG", optimize=True)
+        img.save(tmp, format="PNG", compress_level=6)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -198,6 +198,21 @@ def save_png(img: Image.Image, path: Path) -> None:
 def _fingerprint(manifest: dict, source: str) -> str:
     m = manifest["sources"].get(source, {})
     return f"{PREVIEW_VERSION}:{m.get('fingerprint', '')}:{json.dumps(m.get('counts', {}), sort_keys=True)}"
+
+
+def fresh_previews(out: Path) -> set[str]:
+    """Sources whose ``OUT/previews/<source>.png`` matches the current data (fingerprint in the index)."""
+    out = Path(out)
+    index_path = out / "previews" / "index.json"
+    if not index_path.exists():
+        return set()
+    try:
+        index = json.loads(index_path.read_text())
+    except ValueError:
+        return set()
+    manifest = read_manifest(out)
+    return {s for s, fp in index.items()
+            if s in manifest["sources"] and fp == _fingerprint(manifest, s) and (out / "previews" / f"{s}.png").exists()}
 
 
 def refresh_previews(out: Path, folder: Optional[Path] = None, sources: Optional[Sequence[str]] = None) -> list[Path]:

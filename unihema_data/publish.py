@@ -135,7 +135,7 @@ def _link(src: Path, dst: Path) -> None:
 
 def stage(plan: PublishPlan, folder: Path, on_progress: Optional[Callable[[str], None]] = None) -> StageReport:
     """Assemble exactly what is uploaded into ``folder`` (atomically replaced; see the module doc)."""
-    from .preview import refresh_previews
+    from .preview import fresh_previews, render_source, save_png
 
     folder = Path(folder).absolute()
     out = plan.out.absolute()
@@ -160,13 +160,17 @@ def stage(plan: PublishPlan, folder: Path, on_progress: Optional[Callable[[str],
                     _link(f, tmp / "data" / s / f.name)
         if on_progress:
             on_progress("render sample grids")
-        refresh_previews(out, sources=plan.included)  # cached in OUT/previews by fingerprint
+        fresh = fresh_previews(out)  # grids the user already has in OUT/previews are reused, others drawn
         for s in plan.included:
-            _link(out / "previews" / f"{s}.png", tmp / "previews" / f"{s}.png")
+            if s in fresh:
+                _link(out / "previews" / f"{s}.png", tmp / "previews" / f"{s}.png")
+            else:
+                save_png(render_source(out, s)[0], tmp / "previews" / f"{s}.png")
         if on_progress:
             on_progress("render card and Croissant description")
         # the card is rendered against OUT (same relative layout), restricted to the included sources
-        text = render_card(out, sources=plan.included, excluded=plan.excluded, repo_id=plan.repo_id)
+        text = render_card(out, sources=plan.included, excluded=plan.excluded, repo_id=plan.repo_id,
+                           previews=plan.included)
         if plan.rights_asserted:
             text += ("\n## Rights\n\nThe publisher states they hold the rights to redistribute: "
                      + ", ".join(f"`{s}`" for s in plan.rights_asserted) + ".\n")

@@ -106,7 +106,7 @@ def preview_command(
     out: Path = typer.Argument(..., help="converted corpus"),
     source: List[str] = typer.Option([], "--source", help="only this source (repeatable)"),
     dest: Optional[Path] = typer.Option(None, "--out", help="PNG to write (default: OUT/previews/<source>.png, "
-                                        "the pictures of the dataset card)"),
+                                        "the pictures of the dataset card, kept fresh by later conversions)"),
     n: int = typer.Option(8, "--n", min=1, max=64, help="samples per source"),
 ) -> None:
     """Render a sample grid per source with boxes, masks and labels drawn."""
@@ -115,7 +115,10 @@ def preview_command(
 
     try:
         if dest is None:
+            from .card import write_card
+
             paths = refresh_previews(out, sources=source or None)
+            write_card(out, previews=False)  # the card now shows them
             console.print("wrote " + ", ".join(str(p) for p in paths), markup=False, soft_wrap=True)
             return
         img, cells = render_grid(out, source or None, n=n)
