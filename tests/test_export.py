@@ -207,3 +207,32 @@ def test_export_cli(corpus, tmp_path):
     r = runner.invoke(app, ["export", str(corpus), "--format", "coco", "--out", str(tmp_path / "x"),
                             "--source", "nope"])
     assert r.exit_code == 1 and "nope" in r.output and not (tmp_path / "x").exists()
+
+
+def test_exports_read_class_label_ids_too(corpus, tmp_path):
+    """A corpus whose ``label``/``objects.category`` are ClassLabel ints (stable taxonomy ids) exports
+    exactly like one storing names."""
+    from unihema_data.corpus import class_id, class_name
+
+    tax = load_taxonomy()
+    assert class_name(tax.class_id("neutrophil")) == "neutrophil" == class_name("neutrophil")
+    assert class_id("neutrophil") == class_id(tax.class_id("neutrophil")) and class_name(-1) == ""
+    ints = tmp_path / "ints"
+    import shutil
+
+    shutil.copytree(corpus, ints)
+    for sh in shards(ints, ["bccd", "pbc"]):
+        rows = list(iter_rows([sh.path]))
+        for r in rows:
+            r["label"] = tax.class_id(r["label"]) if r["label"] else -1
+            r["objects"]["category"] = [tax.class_id(c) for c in r["objects"]["category"]]
+        pq.write_table(pa.Table.from_pylist(rows), sh.path)
+    for fmt in ("coco", "yolo", "imagefolder"):
+        src = ["pbc"] if fmt == "imagefolder" else ["bccd"]
+        export(corpus, fmt, tmp_path / f"{fmt}-names", src)
+        export(ints, fmt, tmp_path / f"{fmt}-ids", src)
+        a = sorted((p.relative_to(tmp_path / f"{fmt}-names").as_posix(), p.read_bytes())
+                   for p in (tmp_path / f"{fmt}-names").rglob("*") if p.is_file() and p.name != "unihema-export.json")
+        b = sorted((p.relative_to(tmp_path / f"{fmt}-ids").as_posix(), p.read_bytes())
+                   for p in (tmp_path / f"{fmt}-ids").rglob("*") if p.is_file() and p.name != "unihema-export.json")
+        assert a == b, fmt
