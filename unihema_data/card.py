@@ -63,16 +63,17 @@ SCHEMA_CHANGELOG: dict[str, str] = {
              "RLE masks, canonical taxonomy labels with verbatim source labels, qc_flags.",
 }
 
-#: License ids the Hub accepts in the ``license`` field (https://huggingface.co/docs/hub/repositories-licenses).
+#: License ids the Hub accepts in the ``license`` field: the table of
+#: https://huggingface.co/docs/hub/repositories-licenses (hub-docs ``docs/hub/repositories-licenses.md``).
+#: Newer ids the Hub may have added since are deliberately not used: a card with these validates everywhere.
 HUB_LICENSES = frozenset("""
 apache-2.0 mit openrail bigscience-openrail-m creativeml-openrail-m bigscience-bloom-rail-1.0 bigcode-openrail-m
 afl-3.0 artistic-2.0 bsl-1.0 bsd bsd-2-clause bsd-3-clause bsd-3-clause-clear c-uda cc cc0-1.0 cc-by-2.0
 cc-by-2.5 cc-by-3.0 cc-by-4.0 cc-by-sa-3.0 cc-by-sa-4.0 cc-by-nc-2.0 cc-by-nc-3.0 cc-by-nc-4.0 cc-by-nd-4.0
 cc-by-nc-nd-3.0 cc-by-nc-nd-4.0 cc-by-nc-sa-2.0 cc-by-nc-sa-3.0 cc-by-nc-sa-4.0 cdla-sharing-1.0
-cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 eupl-1.2 agpl-3.0 gfdl
-gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc h-research intel-research lppl-1.3c ms-pl apple-ascl apple-amlr
-mpl-2.0 odc-by odbl openrail++ osl-3.0 postgresql ofl-1.1 ncsa unlicense zlib pddl lgpl-lr deepfloyd-if-license
-llama2 llama3 llama3.1 llama3.2 llama3.3 gemma unknown other
+cdla-permissive-1.0 cdla-permissive-2.0 wtfpl ecl-2.0 epl-1.0 epl-2.0 etalab-2.0 eupl-1.1 agpl-3.0 gfdl
+gpl gpl-2.0 gpl-3.0 lgpl lgpl-2.1 lgpl-3.0 isc lppl-1.3c ms-pl mpl-2.0 odc-by odbl openrail++ osl-3.0 postgresql
+ofl-1.1 ncsa unlicense zlib pddl lgpl-lr deepfloyd-if-license llama2 gemma unknown other
 """.split())
 
 #: SPDX ids whose Hub id is not simply the lowercased SPDX id.
@@ -84,7 +85,8 @@ _SPDX_TO_HUB = {
 }
 
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (10**9, "100M<n<1B"),
+                   (10**10, "1B<n<10B"), (10**11, "10B<n<100B"), (10**12, "100B<n<1T"))
 
 _TASK_CATEGORIES = {
     "detection": "object-detection", "segmentation": "image-segmentation", "classification": "image-classification",
@@ -115,7 +117,7 @@ def size_category(n: int) -> str:
     for limit, name in SIZE_CATEGORIES:
         if n < limit:
             return name
-    return "n>1T" if n >= 10**12 else "1B<n<10B"
+    return "n>1T"
 
 
 # ----------------------------------------------------------------------------------------- configs
@@ -231,29 +233,59 @@ def build_card_data(out: Path, sources: Optional[Sequence[str]] = None) -> Datas
 # ------------------------------------------------------------------------------------------ body
 
 
+_SUMMARY_CACHE = Path(".unihema") / "card-summary.json"
+
+
 def corpus_summary(out: Path, sources: Sequence[str]) -> dict[str, dict]:
     """Per source: qc flag kinds, objects per ``bbox_source``, rows whose canonical label differs from
-    the native one, from the ``qc_flags``/``objects``/``label`` columns (images are not read)."""
-    from .corpus import class_name
+    the native one, from the ``qc_flags``/``label``/``source_label``/``objects.bbox_source`` columns
+    (images are not read). Cached in ``OUT/.unihema/card-summary.json`` per source, keyed by the
+    (name, size, mtime) of its shards, so rewriting the card after one conversion reads one source."""
+    import json
 
+    out = Path(out)
+    cache_path = out / _SUMMARY_CACHE
+    try:
+        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    except ValueError:
+        cache = {}
     res: dict[str, dict] = {}
     for s in sources:
-        flags: Counter = Counter()
-        bbox_src: Counter = Counter()
-        renamed = objects = 0
-        for files in source_files(out, s).values():
-            for f in files:
-                t = pq.read_table(f, columns=["qc_flags", "label", "source_label", "objects"])
-                for qc in t.column("qc_flags").to_pylist():
-                    flags.update(q.split(":", 1)[0] for q in qc)
-                for lab, src in zip(t.column("label").to_pylist(), t.column("source_label").to_pylist()):
-                    renamed += bool(lab != "" and src and class_name(lab) != src)
-                for o in t.column("objects").to_pylist():
-                    bbox_src.update(o["bbox_source"])
-                    objects += len(o["bbox_source"])
-        res[s] = {"flags": dict(sorted(flags.items())), "bbox_source": dict(sorted(bbox_src.items())),
-                  "relabelled": renamed, "objects": objects}
+        files = [f for fs in source_files(out, s).values() for f in fs]
+        key = ";".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+        hit = cache.get(s)
+        if hit and hit.get("key") == key:
+            res[s] = hit["summary"]
+            continue
+        res[s] = _summarize(files)
+        cache[s] = {"key": key, "summary": res[s]}
+    if (out / ".unihema").is_dir():
+        cache = {s: v for s, v in cache.items() if source_files(out, s)}
+        atomic_write_text(cache_path, json.dumps(cache, indent=1, sort_keys=True) + "\n")
     return res
+
+
+def _summarize(files: Sequence[Path]) -> dict:
+    from .corpus import class_name
+
+    flags: Counter = Counter()
+    bbox_src: Counter = Counter()
+    renamed = objects = 0
+    for f in files:
+        pf = pq.ParquetFile(f)
+        for i in range(pf.num_row_groups):
+            t = pf.read_row_group(i, columns=["qc_flags", "label", "source_label", "objects.bbox_source"])
+            for qc in t.column("qc_flags").to_pylist():
+                flags.update(q.split(":", 1)[0] for q in qc)
+            for lab, src in zip(t.column("label").to_pylist(), t.column("source_label").to_pylist()):
+                name = class_name(lab)
+                renamed += bool(name and src and name != src)
+            for o in t.column("objects").to_pylist():  # a struct holding only bbox_source
+                bs = o["bbox_source"] or []
+                bbox_src.update(bs)
+                objects += len(bs)
+    return {"flags": dict(sorted(flags.items())), "bbox_source": dict(sorted(bbox_src.items())),
+            "relabelled": renamed, "objects": objects}
 
 
 def _changes(m: dict, summ: dict) -> str:
