@@ -98,3 +98,20 @@ def test_preview_cli(corpus, tmp_path):
     card = (corpus / "README.md").read_text()
     for s in ("bccd", "zheng2018_wbc"):
         assert (corpus / "previews" / f"{s}.png").exists() and f"](previews/{s}.png)" in card
+
+
+def test_card_grids_are_opt_in_and_kept_fresh(tmp_path):
+    from unihema_data.outdir import read_manifest
+    from unihema_data.preview import fresh_previews
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    get_adapter("bccd").fake(raw / "bccd", seed=4)
+    convert(["bccd"], raw, out, ConvertOptions(num_proc=1, progress=False))
+    assert not (out / "previews").exists() and "## Samples" not in (out / "README.md").read_text()
+    assert runner.invoke(app, ["preview", str(out)]).exit_code == 0
+    assert fresh_previews(out) == {"bccd"} and "](previews/bccd.png)" in (out / "README.md").read_text()
+    old = read_manifest(out)["sources"]["bccd"]["fingerprint"]
+    convert(["bccd"], raw, out, ConvertOptions(num_proc=1, progress=False, seed=9, overwrite=True))
+    assert read_manifest(out)["sources"]["bccd"]["fingerprint"] != old
+    assert fresh_previews(out) == {"bccd"}  # re-rendered by the conversion, since the user opted in
+    assert "](previews/bccd.png)" in (out / "README.md").read_text()

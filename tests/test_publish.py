@@ -276,6 +276,9 @@ def test_dry_run_stages_exactly_the_upload_and_loads(corpus, tmp_path, hub_env):
 def test_verify_staged_catches_a_card_that_does_not_load(corpus, tmp_path):
     plan = plan_publication(corpus, "org/unihema")
     rep = stage(plan, tmp_path / "s")
+    full = verify_staged(rep.folder, plan, full=True)
+    assert verify_staged(rep.folder, plan, full=False) == full  # the streaming check of large corpora
+    assert set(full) == {"all", "pbc", "wbcatt", "wbcatt_vqa"}
     (rep.folder / "data" / "wbcatt").rename(rep.folder / "wbcatt-moved")  # shards missing
     with pytest.raises(PublishError, match="config 'all'"):
         verify_staged(rep.folder, plan)
