@@ -197,6 +197,20 @@ def test_export_is_atomic_and_refuses_foreign_folders(corpus, tmp_path):
     assert (dest / "annotations").is_dir() and not (dest / "labels").exists()
 
 
+def test_export_reports_a_damaged_shard(corpus, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(corpus, bad)
+    shard = shards(bad, ["bccd"])[0].path
+    data = bytearray(shard.read_bytes())
+    data[4:4096] = bytes(4092)
+    shard.write_bytes(bytes(data))
+    r = runner.invoke(app, ["export", str(bad), "--format", "coco", "--out", str(tmp_path / "e"), "--source", "bccd"])
+    assert r.exit_code == 1 and shard.name in r.output and "unchanged" in r.output
+    assert r.exception.__class__ is SystemExit and not (tmp_path / "e").exists()
+
+
 def test_export_cli(corpus, tmp_path):
     r = runner.invoke(app, ["export", str(corpus), "--format", "coco", "--out", str(tmp_path / "c"),
                             "--source", "bccd", "--split", "test"])

@@ -332,6 +332,14 @@ def test_upload_errors_are_clear(corpus, tmp_path, hub_env, monkeypatch):
         monkeypatch.setenv("HF_ENDPOINT", srv.url)
         r = runner.invoke(app, args)
         assert r.exit_code == 1 and "failed" in r.output and SECRET not in r.output
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: connection refused, a message, no traceback
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1 and "rerun the same command to resume" in r.output and r.exception.__class__ is SystemExit
 
 
 def test_publish_usage_errors(corpus, tmp_path):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .outdir import read_manifest, source_files
@@ -99,7 +100,7 @@ def iter_rows(paths: Iterable[Path], columns: Optional[Sequence[str]] = None) ->
             f = pq.ParquetFile(p)
             for i in range(f.num_row_groups):
                 yield from f.read_row_group(i, columns=list(columns) if columns else None).to_pylist()
-        except OSError as e:  # pyarrow raises OSError/ArrowInvalid (a subclass of ValueError) on damage
+        except (OSError, pa.ArrowException) as e:  # damaged or truncated shard
             raise CorpusError(f"{p}: unreadable Parquet shard ({e}); run `unihema-data validate`") from None
 
 

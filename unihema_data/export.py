@@ -144,7 +144,12 @@ def export(out: Path, fmt: str, dest: Path, sources: Optional[Sequence[str]] = N
     total = count_rows(p.path for p in parts)
     tmp = _prepare_out(Path(dest))
     try:
-        rep = {"coco": _coco, "yolo": _yolo, "imagefolder": _imagefolder}[fmt](parts, tmp, total, on_progress)
+        try:
+            rep = {"coco": _coco, "yolo": _yolo, "imagefolder": _imagefolder}[fmt](parts, tmp, total, on_progress)
+        except CorpusError as e:
+            raise ExportError(str(e)) from None
+        except OSError as e:  # disk full, permissions
+            raise ExportError(f"cannot write {dest}: {e}") from None
         rep.out = Path(dest)
         (tmp / MARKER).write_text(json.dumps({"format": fmt, "corpus": str(Path(out).resolve()),
                                               "sources": sorted({p.source for p in parts}), "split": split,

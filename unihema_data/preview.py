@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .corpus import class_name, count_rows, iter_rows, shards, sources_of
+from .corpus import CorpusError, class_name, count_rows, iter_rows, shards, sources_of
 from .images import decode
 from .masks import decode_rle, decode_semantic
 from .outdir import read_manifest
@@ -98,7 +98,10 @@ def _font(size: int):
 
 def draw_sample(row: dict, cell: int = CELL) -> tuple[Image.Image, CellInfo]:
     """One sample drawn into a ``cell x (cell + CAPTION)`` tile."""
-    im = decode(row["image"]["bytes"]).convert("RGB")
+    try:
+        im = decode(row["image"]["bytes"]).convert("RGB")
+    except Exception as e:  # PIL raises many types on damaged bytes
+        raise CorpusError(f"{row['sample_id']}: stored image cannot be decoded ({e}); run `unihema-data validate`") from None
     w, h = im.size
     scale = min(cell / w, cell / h)
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))

@@ -186,6 +186,9 @@ def stage(plan: PublishPlan, folder: Path, on_progress: Optional[Callable[[str],
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, folder)
+    except OSError as e:  # disk full, permissions
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise PublishError(f"cannot stage into {folder}: {e}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -279,6 +282,9 @@ def upload(folder: Path, plan: PublishPlan, private: bool, endpoint: Optional[st
         raise PublishError(f"upload to {plan.repo_id} failed: {_scrub(str(e), token)}") from None
     except ValueError as e:  # the Hub rejected the card's metadata (validate-yaml)
         raise PublishError(f"the Hub rejected the dataset card of {folder}: {_scrub(str(e), token)}") from None
+    except Exception as e:  # connection refused, timeouts, TLS...: a message, never a traceback
+        raise PublishError(f"upload to {plan.repo_id} at {api.endpoint} failed: {type(e).__name__}: "
+                           f"{_scrub(str(e), token)}; rerun the same command to resume") from None
     return str(url)
 
 

@@ -27,6 +27,7 @@ def publish_command(
                                       "allow redistribution: you state that you hold the rights (repeatable)"),
 ) -> None:
     """Stage OUT for the Hugging Face Hub (license gate, card, Croissant) and upload it."""
+    from .corpus import CorpusError
     from .publish import PublishError, default_staging, plan_publication, stage, upload, verify_staged
 
     try:
@@ -48,17 +49,17 @@ def publish_command(
         task = prog.add_task("stage", total=None)
         try:
             rep = stage(plan, folder, on_progress=lambda m: prog.update(task, description=m))
-            if dry_run:
-                rep.loaded = verify_staged(folder, plan, on_progress=lambda m: prog.update(task, description=m))
-        except PublishError as e:
+            # checked before every upload too: nothing that does not load is sent
+            rep.loaded = verify_staged(folder, plan, on_progress=lambda m: prog.update(task, description=m))
+        except (PublishError, CorpusError) as e:
             err.print(f"[red]{e}[/red]", soft_wrap=True)
             raise typer.Exit(1)
     console.print(f"staged {len(rep.files)} files ({rep.bytes / 2**20:.1f} MiB) in {rep.folder}", markup=False,
                   soft_wrap=True)
+    for c, splits in rep.loaded.items():
+        console.print(f"  datasets.load_dataset(DIR, {c!r}): " + ", ".join(f"{s} {n}" for s, n in splits.items()),
+                      markup=False)
     if dry_run:
-        for c, splits in rep.loaded.items():
-            console.print(f"  datasets.load_dataset(DIR, {c!r}): " + ", ".join(f"{s} {n}" for s, n in splits.items()),
-                          markup=False)
         console.print("dry run: nothing uploaded", markup=False)
         return
     try:
