@@ -141,21 +141,38 @@ def test_yolo_labels_match_the_boxes_and_masks(corpus, tmp_path):
     assert checked_polys > 0
 
 
+def _inside(poly, shape):
+    """Pixels whose centre (x + 0.5, y + 0.5) is inside the polygon (even-odd rule)."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]] + 0.5
+    inside = np.zeros(shape, bool)
+    for (x1, y1), (x2, y2) in zip(poly, poly[1:] + poly[:1]):
+        crosses = (y1 > yy) != (y2 > yy)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xcross = x1 + (yy - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (xx < xcross)
+    return inside
+
+
 def test_mask_polygon_encloses_exactly_the_mask():
     m = np.zeros((40, 50), bool)
     m[5:20, 10:30] = True
     m[20:35, 10:15] = True  # an L shape
     poly = mask_polygon(m)
     assert len(poly) == 6
-    # even-odd test of every pixel centre (x + 0.5, y + 0.5) against the pixel-corner polygon
-    yy, xx = np.mgrid[0:40, 0:50] + 0.5
-    inside = np.zeros(m.shape, bool)
-    for (x1, y1), (x2, y2) in zip(poly, poly[1:] + poly[:1]):
-        crosses = (y1 > yy) != (y2 > yy)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xcross = x1 + (yy - y1) * (x2 - x1) / (y2 - y1)
-        inside ^= crosses & (xx < xcross)
-    assert np.array_equal(inside, m)
+    assert np.array_equal(_inside(poly, m.shape), m)
+    # the largest 4-connected part, holes filled; a part touching it only at a corner stays separate
+    big = np.zeros((30, 30), bool)
+    big[2:20, 2:20] = True
+    big[8:12, 8:12] = False      # a hole
+    big[20:23, 20:23] = True     # touches the big square only diagonally
+    big[25:28, 2:5] = True       # another small part
+    want = np.zeros_like(big)
+    want[2:20, 2:20] = True
+    assert np.array_equal(_inside(mask_polygon(big), big.shape), want)
+    assert mask_polygon(np.zeros((5, 5), bool)) == []
+    one = np.zeros((5, 5), bool)
+    one[2, 3] = True
+    assert mask_polygon(one) == [(3.0, 2.0), (4.0, 2.0), (4.0, 3.0), (3.0, 3.0)]
 
 
 def test_imagefolder_loads_with_datasets(corpus, tmp_path):

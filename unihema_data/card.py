@@ -34,15 +34,14 @@ import logging
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
-
-import pyarrow.parquet as pq
-from datasets import DatasetInfo, SplitDict, SplitInfo
-from huggingface_hub import DatasetCard, DatasetCardData
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 from .catalog import load_catalog
 from .outdir import atomic_write_text, read_manifest, source_files
 from .schema import SCHEMA_VERSION, SPLITS
+
+if TYPE_CHECKING:  # datasets / huggingface_hub are imported where used (fast `import unihema_data`)
+    from huggingface_hub import DatasetCardData
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +154,8 @@ def _card_sources(out: Path, manifest: dict, sources: Optional[Sequence[str]]) -
 def build_dataset_info(out: Path, configs: list[dict]) -> list[dict]:
     """``dataset_info`` per config: split sizes (rows, Parquet bytes) and total size; the features
     only on the first (default) config."""
+    from datasets import DatasetInfo, SplitDict, SplitInfo
+
     from .schema import FEATURES
 
     manifest = read_manifest(out)
@@ -198,8 +199,10 @@ def _license_of(manifest: dict, sid: str) -> str:
     return manifest["sources"][sid].get("license", "unknown")
 
 
-def build_card_data(out: Path, sources: Optional[Sequence[str]] = None) -> DatasetCardData:
+def build_card_data(out: Path, sources: Optional[Sequence[str]] = None) -> "DatasetCardData":
     """The card's metadata (:class:`DatasetCardData`) for the sources of ``OUT`` (all, or ``sources``)."""
+    from huggingface_hub import DatasetCardData
+
     out = Path(out)
     manifest = read_manifest(out)
     srcs = _card_sources(out, manifest, sources)
@@ -266,6 +269,8 @@ def corpus_summary(out: Path, sources: Sequence[str]) -> dict[str, dict]:
 
 
 def _summarize(files: Sequence[Path]) -> dict:
+    import pyarrow.parquet as pq
+
     from .corpus import class_name
 
     flags: Counter = Counter()
@@ -431,6 +436,8 @@ def render_card(out: Path, sources: Optional[Sequence[str]] = None,
     body += [f"- **{v}**: {text}" for v, text in SCHEMA_CHANGELOG.items() if _ver(v) <= _ver(SCHEMA_VERSION)]
     if SCHEMA_VERSION not in SCHEMA_CHANGELOG:
         body.append(f"- **{SCHEMA_VERSION}**: (no changelog entry recorded)")
+    from huggingface_hub import DatasetCard
+
     card = DatasetCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(body) + "\n")
     return str(card)
 
@@ -494,6 +501,8 @@ def write_card(out: Path, *, previews: Optional[bool] = None, croissant: bool = 
 
 def card_metadata(text: str) -> dict:
     """The YAML metadata of a card text, parsed by ``huggingface_hub``."""
+    from huggingface_hub import DatasetCard
+
     return DatasetCard(text).data.to_dict()
 
 

@@ -229,46 +229,65 @@ def _coco(parts, tmp: Path, total: int, on_progress) -> ExportReport:
 
 
 def mask_polygon(mask: np.ndarray) -> list[tuple[float, float]]:
-    """Outer boundary of the largest 4-connected component of a binary mask as a polygon of pixel-
-    corner coordinates (a closed walk along pixel edges, collinear points dropped), so the polygon
-    encloses exactly the component's pixels (holes ignored)."""
-    from scipy import ndimage
+    """Outer boundary of the largest 4-connected part of a binary mask, as a polygon of pixel-corner
+    coordinates (pixel ``(x, y)`` covers ``[x, x+1) x [y, y+1)``), collinear points dropped.
 
-    lab, n = ndimage.label(mask)
-    if n == 0:
+    Every pixel edge between the mask and the background is a directed edge with the mask on its
+    right (clockwise in image coordinates); edges chain into closed loops, taking the right-most turn
+    where two pixels touch only at a corner (so diagonal neighbours stay separate, 4-connectivity).
+    Outer boundaries enclose a positive area, holes a negative one; the loop of largest area is
+    returned, so its polygon encloses exactly that part's pixels (holes ignored). Pure numpy."""
+    m = np.asarray(mask, bool)
+    if not m.any():
         return []
-    sizes = ndimage.sum(mask, lab, range(1, n + 1))
-    comp = lab == (int(np.argmax(sizes)) + 1)
-    comp = ndimage.binary_fill_holes(comp)
-    h, w = comp.shape
-    p = np.zeros((h + 2, w + 2), bool)
-    p[1:-1, 1:-1] = comp
-    # directed boundary edges, interior on the left (clockwise in image coordinates with y down)
-    nxt: dict[tuple[int, int], tuple[int, int]] = {}
-    ys, xs = np.nonzero(p)
-    for y, x in zip(ys.tolist(), xs.tolist()):
-        X, Y = x - 1, y - 1  # pixel corner coordinates in the original image
-        if not p[y - 1, x]:
-            nxt[(X, Y)] = (X + 1, Y)
-        if not p[y, x + 1]:
-            nxt[(X + 1, Y)] = (X + 1, Y + 1)
-        if not p[y + 1, x]:
-            nxt[(X + 1, Y + 1)] = (X, Y + 1)
-        if not p[y, x - 1]:
-            nxt[(X, Y + 1)] = (X, Y)
-    start = min(nxt)
-    pts = [start]
-    cur = nxt[start]
-    while cur != start and len(pts) <= len(nxt):
-        pts.append(cur)
-        cur = nxt[cur]
-    out = []
-    m = len(pts)
-    for i in range(m):
-        a, b, c = pts[i - 1], pts[i], pts[(i + 1) % m]
-        if (b[0] - a[0]) * (c[1] - b[1]) != (b[1] - a[1]) * (c[0] - b[0]):
-            out.append((float(b[0]), float(b[1])))
-    return out
+    ys0, xs0 = np.nonzero(m)
+    oy, ox = int(ys0.min()), int(xs0.min())
+    c = m[oy:ys0.max() + 1, ox:xs0.max() + 1]  # work on the mask's extent only
+    p = np.zeros((c.shape[0] + 2, c.shape[1] + 2), bool)
+    p[1:-1, 1:-1] = c
+    out_edges: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    for dy, dx, a, b in ((-1, 0, (0, 0), (1, 0)), (0, 1, (1, 0), (1, 1)), (1, 0, (1, 1), (0, 1)), (0, -1, (0, 1), (0, 0))):
+        # pixels whose neighbour in direction (dy, dx) is background -> one boundary edge each
+        nb = np.roll(p, (-dy, -dx), axis=(0, 1))
+        yy, xx = np.nonzero(p & ~nb)
+        for y, x in zip((yy - 1).tolist(), (xx - 1).tolist()):
+            out_edges[(x + a[0], y + a[1])].append((x + b[0], y + b[1]))
+    best: list[tuple[int, int]] = []
+    best_area = 0.0
+    while out_edges:
+        start = min(out_edges)
+        loop = [start]
+        prev, cur = start, out_edges[start].pop()
+        if not out_edges[start]:
+            del out_edges[start]
+        while cur != start or out_edges.get(cur):
+            options = out_edges.get(cur)
+            if not options:
+                break
+            d = (cur[0] - prev[0], cur[1] - prev[1])
+            right = (-d[1], d[0])  # right turn in image coordinates (y down)
+            nxt = next((o for o in options if (o[0] - cur[0], o[1] - cur[1]) == right), None)
+            if nxt is None:
+                nxt = next((o for o in options if (o[0] - cur[0], o[1] - cur[1]) == d), options[0])
+            options.remove(nxt)
+            if not options:
+                del out_edges[cur]
+            loop.append(cur)
+            prev, cur = cur, nxt
+            if cur == start:
+                break
+        xs = np.array([q[0] for q in loop], float)
+        ys = np.array([q[1] for q in loop], float)
+        area = 0.5 * float(np.dot(xs, np.roll(ys, -1)) - np.dot(np.roll(xs, -1), ys))
+        if area > best_area:
+            best, best_area = loop, area
+    poly = []
+    n = len(best)
+    for i in range(n):
+        a, b, c2 = best[i - 1], best[i], best[(i + 1) % n]
+        if (b[0] - a[0]) * (c2[1] - b[1]) != (b[1] - a[1]) * (c2[0] - b[0]):
+            poly.append((float(b[0] + ox), float(b[1] + oy)))
+    return poly
 
 
 def _yolo(parts, tmp: Path, total: int, on_progress) -> ExportReport:

@@ -30,6 +30,7 @@ Upload
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -42,7 +43,7 @@ from typing import Callable, Optional, Sequence
 from .card import LICENSE_FILE, render_card, render_license_file
 from .catalog import load_catalog
 from .corpus import CorpusError, check_corpus, sources_of
-from .croissant import CROISSANT_FILE, write_croissant
+from .croissant import CROISSANT_FILE, validate_croissant, write_croissant
 from .outdir import atomic_write_text, read_manifest, source_files
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -177,6 +178,12 @@ def stage(plan: PublishPlan, folder: Path, on_progress: Optional[Callable[[str],
         atomic_write_text(tmp / "README.md", text)
         atomic_write_text(tmp / LICENSE_FILE, render_license_file(out, plan.included))
         write_croissant(out, tmp / CROISSANT_FILE, sources=plan.included, repo_id=plan.repo_id)
+        if importlib.util.find_spec("mlcroissant") is not None:
+            if on_progress:
+                on_progress("validate the Croissant description")
+            problems = validate_croissant(tmp / CROISSANT_FILE)
+            if problems:
+                raise PublishError("the Croissant description is invalid (mlcroissant): " + "; ".join(problems)[:2000])
         if (folder / ".cache").is_dir():  # keep an interrupted upload's resume state
             os.replace(folder / ".cache", tmp / ".cache")
         if folder.exists():
