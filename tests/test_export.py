@@ -267,3 +267,35 @@ def test_exports_read_class_label_ids_too(corpus, tmp_path):
         b = sorted((p.relative_to(tmp_path / f"{fmt}-ids").as_posix(), p.read_bytes())
                    for p in (tmp_path / f"{fmt}-ids").rglob("*") if p.is_file() and p.name != "unihema-export.json")
         assert a == b, fmt
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
+
+
+def test_real_samples_export_byte_identical_images(tmp_path):
+    """Real BCCD JPEGs and PBC class folders: exported images are the native files, byte for byte;
+    COCO scores AP 1.0 against itself; class folders load with datasets."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if not (REAL / "bccd").is_dir() or not (REAL / "pbc").is_dir():
+        pytest.skip(f"real samples absent: {REAL}")
+    out = tmp_path / "out"
+    convert(["bccd", "pbc"], REAL, out, ConvertOptions(num_proc=1, progress=False))
+    native = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (REAL / "bccd").rglob("*.jpg")}
+    rep = export(out, "coco", tmp_path / "coco", ["bccd"])
+    exported = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "coco" / "images").rglob("*.jpg")}
+    assert exported and exported <= native
+    for split in rep.images:
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt = COCO(str(tmp_path / "coco" / "annotations" / f"{split}.json"))
+            dt = gt.loadRes([{**a, "score": 1.0} for a in gt.loadAnns(gt.getAnnIds())])
+            ev = COCOeval(gt, dt, "bbox")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        assert ev.stats[0] == pytest.approx(1.0)
+    export(out, "imagefolder", tmp_path / "cls", ["pbc"])
+    native_pbc = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (REAL / "pbc").rglob("*.jpg")}
+    got = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "cls").rglob("*.jpg")}
+    assert got and got <= native_pbc

@@ -13,7 +13,7 @@ from unihema_data.convert import ConvertOptions, convert
 from unihema_data.corpus import iter_rows, shards
 from unihema_data.images import decode
 from unihema_data.masks import decode_semantic
-from unihema_data.preview import (BOX_WIDTH, CAPTION, CELL, COLUMNS, MASK_ALPHA, MASK_PALETTE, TITLE, class_colour,
+from unihema_data.preview import (BOX_WIDTH, CAPTION, CELL, COLUMNS, MASK_ALPHA, MASK_PALETTE, TITLE, grid_colours,
                                   draw_sample, pick_rows, render_grid, render_source)
 
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -36,14 +36,16 @@ def test_grid_size_and_box_edges(corpus):
     cols = min(COLUMNS, n)
     assert img.size == (cols * CELL, TITLE + -(-n // cols) * (CELL + CAPTION))
     px = np.asarray(img)
+    colours = grid_colours(pick_rows(corpus, "bccd", 8))
+    assert len(set(colours.values())) == len(colours) >= 3  # platelet, rbc, wbc told apart
     checked = hits = 0
     for c in cells:
-        for (x, y, w, h), label in c.boxes:
+        for (x, y, w, h), label, colour in c.boxes:
             x0, y0 = c.to_grid(x, y)
             x1, y1 = c.to_grid(x + w, y + h)
             if x1 - x0 < 2 * BOX_WIDTH + 2 or y1 - y0 < 2 * BOX_WIDTH + 2:
                 continue
-            colour = class_colour(label)
+            assert colour == colours[label]
             # the middle of each edge, one pixel inside the outline
             for gx, gy in (((x0 + x1) / 2, y0 + 1), ((x0 + x1) / 2, y1 - 2), (x0 + 1, (y0 + y1) / 2), (x1 - 2, (y0 + y1) / 2)):
                 checked += 1
@@ -70,7 +72,7 @@ def test_semantic_mask_tint_and_label(corpus):
     assert np.abs(got[bg] - base[bg]).max() <= 1.0  # background untouched
     # the caption strip carries text in the label's colour
     caption = np.asarray(tile)[CELL:]
-    assert (caption == class_colour(row["label"])).all(axis=-1).sum() > 10
+    assert (caption == grid_colours([row])[row["label"]]).all(axis=-1).sum() > 10
 
 
 def test_grid_of_several_sources_and_determinism(corpus):

@@ -3,7 +3,8 @@
 Samples are chosen deterministically (the rows with the smallest ``sha256(sample_id)``), so a grid
 changes only when the data does. Each sample is drawn in a ``CELL x CELL`` cell: the image scaled
 to fit (aspect kept, centred), instance masks and semantic masks as translucent overlays, boxes as
-``BOX_WIDTH``-pixel outlines in the class colour (:func:`class_colour`), points as dots, and a caption
+``BOX_WIDTH``-pixel outlines in the class colour (:func:`grid_colours`: distinct per class within a
+grid, listed in a legend after the title), points as dots, and a caption
 strip (``CAPTION`` px) with the image label or the object categories. A grid of several sources
 stacks one band per source, each with a title strip (``TITLE`` px).
 
@@ -51,8 +52,9 @@ MASK_PALETTE = [(0, 0, 0), (255, 200, 0), (0, 200, 255), (255, 0, 128), (0, 255,
 
 
 def class_colour(label: str) -> tuple[int, int, int]:
-    """Colour of a canonical label: the stable taxonomy class id indexes a 20-colour palette
-    (labels outside the taxonomy, e.g. mask classes, hash into it)."""
+    """Default colour of a canonical label: its stable taxonomy class id indexes a 20-colour palette
+    (labels outside the taxonomy hash into it). Grids use :func:`grid_colours` instead, which keeps
+    the classes of one grid apart."""
     from .taxonomy import load_taxonomy
 
     tax = load_taxonomy()
@@ -63,6 +65,18 @@ def class_colour(label: str) -> tuple[int, int, int]:
     return _PALETTE[i % len(_PALETTE)]
 
 
+def grid_colours(rows: Sequence[dict]) -> dict[str, tuple[int, int, int]]:
+    """Colours of the labels and object categories of ``rows``: distinct palette entries in order of
+    stable class id (so two classes of one grid never share a colour, up to 20 classes)."""
+    from .taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    names = {class_name(r.get("label")) for r in rows} | {class_name(c) for r in rows for c in r["objects"]["category"]}
+    names.discard("")
+    order = sorted(names, key=lambda n: (tax.class_id(n) if tax.is_known_label(n) else 10**9, n))
+    return {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(order)}
+
+
 @dataclass
 class CellInfo:
     """Where a sample was drawn: cell origin in the grid, scale and offset of the image inside it."""
@@ -71,7 +85,8 @@ class CellInfo:
     origin: tuple[int, int]
     scale: float
     offset: tuple[int, int]
-    boxes: list[tuple[list[float], str]] = field(default_factory=list)  # native [x, y, w, h], label
+    boxes: list[tuple[list[float], str, tuple[int, int, int]]] = field(default_factory=list)  # [x,y,w,h], label, colour
+    legend: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # drawn name -> colour
 
     def to_grid(self, x: float, y: float) -> tuple[float, float]:
         """Grid pixel of a native image coordinate."""
@@ -96,8 +111,15 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw_sample(row: dict, cell: int = CELL) -> tuple[Image.Image, CellInfo]:
-    """One sample drawn into a ``cell x (cell + CAPTION)`` tile."""
+def draw_sample(row: dict, cell: int = CELL, colours: Optional[dict[str, tuple[int, int, int]]] = None
+                ) -> tuple[Image.Image, CellInfo]:
+    """One sample drawn into a ``cell x (cell + CAPTION)`` tile (``colours``: label -> colour,
+    default :func:`grid_colours` of this row)."""
+    colours = colours or grid_colours([row])
+
+    def class_colour(label: str) -> tuple[int, int, int]:
+        return colours[label]
+
     try:
         im = decode(row["image"]["bytes"]).convert("RGB")
     except Exception as e:  # PIL raises many types on damaged bytes
@@ -107,6 +129,7 @@ def draw_sample(row: dict, cell: int = CELL) -> tuple[Image.Image, CellInfo]:
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
     base = np.asarray(im.resize((sw, sh), Image.BILINEAR), dtype=np.float32)
     objs = row["objects"]
+    legend: dict[str, tuple[int, int, int]] = {}
     overlays: list[tuple[np.ndarray, tuple[int, int, int]]] = []
     if row.get("semantic_mask") and row["semantic_mask"].get("bytes"):
         sem = decode_semantic(row["semantic_mask"]["bytes"])
@@ -114,7 +137,9 @@ def draw_sample(row: dict, cell: int = CELL) -> tuple[Image.Image, CellInfo]:
         for i, name in enumerate(classes):
             if i == 0 or name in ("background", ""):
                 continue
-            overlays.append((sem == i, MASK_PALETTE[i % len(MASK_PALETTE)] if i % len(MASK_PALETTE) else TEXT))
+            colour = MASK_PALETTE[i % len(MASK_PALETTE)] if i % len(MASK_PALETTE) else TEXT
+            overlays.append((sem == i, colour))
+            legend[f"mask: {name}"] = colour
     for rle, cat in zip(objs["mask_rle"], objs["category"]):
         if rle:
             overlays.append((decode_rle(rle, h, w), class_colour(class_name(cat))))
@@ -125,7 +150,7 @@ def draw_sample(row: dict, cell: int = CELL) -> tuple[Image.Image, CellInfo]:
     ox, oy = (cell - sw) // 2, (cell - sh) // 2
     tile.paste(Image.fromarray(base.clip(0, 255).astype(np.uint8)), (ox, oy))
     d = ImageDraw.Draw(tile)
-    info = CellInfo(row["sample_id"], (0, 0), scale, (ox, oy))
+    info = CellInfo(row["sample_id"], (0, 0), scale, (ox, oy), legend=legend)
     for box, cat, pt in zip(objs["bbox"], objs["category"], objs["point"]):
         name = class_name(cat)
         colour = class_colour(name)
@@ -137,7 +162,8 @@ def draw_sample(row: dict, cell: int = CELL) -> tuple[Image.Image, CellInfo]:
             x1, y1 = x0 + box[2] * scale, y0 + box[3] * scale
             d.rectangle([round(x0), round(y0), max(round(x0), round(x1) - 1), max(round(y0), round(y1) - 1)],
                         outline=colour, width=BOX_WIDTH)
-            info.boxes.append((list(box), name))
+            info.boxes.append((list(box), name, colour))
+        legend.setdefault(name, colour)
     label = class_name(row.get("label"))
     if label:
         caption = label
@@ -159,14 +185,29 @@ def render_source(out: Path, source: str, n: int = 8, columns: int = COLUMNS) ->
     nrows = -(-len(rows) // ncols)
     grid = Image.new("RGB", (ncols * CELL, TITLE + nrows * (CELL + CAPTION)), BACKGROUND)
     d = ImageDraw.Draw(grid)
-    d.text((6, 7), f"{source}  ({len(rows)} of {total:,} rows)", fill=TEXT, font=_font(15))
+    title = f"{source}  ({len(rows)} of {total:,} rows)"
+    font = _font(15)
+    d.text((6, 7), title, fill=TEXT, font=font)
     infos = []
+    legend: dict[str, tuple[int, int, int]] = {}
+    colours = grid_colours(rows)
     for i, row in enumerate(rows):
-        tile, info = draw_sample(row)
+        tile, info = draw_sample(row, colours=colours)
         x, y = (i % ncols) * CELL, TITLE + (i // ncols) * (CELL + CAPTION)
         grid.paste(tile, (x, y))
         info.origin = (x, y)
         infos.append(info)
+        legend.update(info.legend)
+    # legend after the title: a swatch and the name of every class drawn (as long as it fits)
+    small = _font(12)
+    x = 6 + int(d.textlength(title, font=font)) + 18
+    for name, colour in sorted(legend.items()):
+        w = 14 + int(d.textlength(name, font=small)) + 12
+        if x + w > grid.width:
+            break
+        d.rectangle([x, 10, x + 9, 19], fill=colour)
+        d.text((x + 13, 8), name, fill=TEXT, font=small)
+        x += w
     return grid, infos
 
 
