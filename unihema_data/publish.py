@@ -23,10 +23,11 @@ Dry run
 Upload
     ``HfApi.create_repo(..., repo_type="dataset", exist_ok=True)`` then ``upload_large_folder`` (the
     resumable multi-commit upload) where the installed ``huggingface_hub`` has it, else
-    ``upload_folder``, which resumes by re-running when ``hf_xet`` is installed. The token comes from
-    ``--token``-less sources only: the ``HF_TOKEN`` environment variable or the user's login
-    (``hf auth login``), read by ``huggingface_hub.get_token``; it is never printed, logged or written
-    (it is passed to ``HfApi`` in memory only).
+    ``upload_folder``, which in ``huggingface_hub`` 2.x with ``hf_xet`` is the same streamed,
+    multi-commit, resumable upload with a live progress display (a rerun skips files already on the
+    Hub). The token comes from the ``HF_TOKEN`` environment variable or the user's login
+    (``hf auth login``), read by ``huggingface_hub.get_token``; it is passed to ``HfApi`` in memory
+    only and never printed, logged or written; Hub error messages are scrubbed of it.
 """
 from __future__ import annotations
 
