@@ -320,6 +320,11 @@ def bibtex(entry) -> str:
     """A BibTeX ``@misc`` entry of a catalog source: title, the catalog's citation as ``note``, DOI, homepage."""
     lines = [f"@misc{{{entry.id},", f"  title        = {{{_bib_escape(entry.name)}}},",
              f"  note         = {{{_bib_escape(entry.citation)}}},"]
+    years = [y for y in re.findall(r"(?<![\w.:/-])((?:19|20)\d\d)(?![\w:/-])", entry.citation) if int(y) <= 2030]
+    if "(" in entry.citation:  # a year in parentheses, as in "Journal 30:105474 (2020)", wins
+        years = [y for y in years if f"({y})" in entry.citation] or years
+    if years:
+        lines.append(f"  year         = {{{years[-1]}}},")
     if entry.doi:
         lines.append(f"  doi          = {{{entry.doi}}},")
     lines.append(f"  howpublished = {{\\url{{{entry.homepage}}}}}")

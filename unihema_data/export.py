@@ -46,7 +46,7 @@ import yaml
 from PIL import Image
 
 from .corpus import CorpusError, class_id, class_name, iter_rows, shards
-from .schema import SPLITS
+from .schema import SCHEMA_VERSION, SPLITS
 
 FORMATS = ("coco", "yolo", "imagefolder")
 MARKER = "unihema-export.json"
@@ -195,7 +195,9 @@ def _coco(parts, tmp: Path, total: int, on_progress) -> ExportReport:
         if not _detection_row(row):
             rep.skipped += 1
             continue
-        doc = docs.setdefault(sp, {"info": {"description": f"UniHema export, split {sp}"}, "licenses": [],
+        doc = docs.setdefault(sp, {"info": {"description": f"UniHema export, split {sp}", "version": SCHEMA_VERSION,
+                                            "url": "https://github.com/intelligentMachines-ITU/Uni-Hema"},
+                                   "licenses": [],
                                    "images": [], "annotations": [], "categories": cats})
         name = store.put(row["image"]["bytes"], tmp / "images" / sp, row["sample_id"])
         next_img[sp] += 1
@@ -328,7 +330,9 @@ def _yolo(parts, tmp: Path, total: int, on_progress) -> ExportReport:
         raise ExportError("no row carries boxes or instance masks: nothing to export as YOLO "
                           "(use --format imagefolder for classification sources)")
     names = load_taxonomy().class_names()
-    data = {"path": ".", **{YOLO_SPLIT[s]: f"images/{YOLO_SPLIT[s]}" for s in SPLITS if s in rep.images},
+    # no `path`: Ultralytics then takes the folder holding data.yaml as the dataset root (a relative
+    # `path` would be resolved against its global datasets_dir instead), so the export can be moved
+    data = {**{YOLO_SPLIT[s]: f"images/{YOLO_SPLIT[s]}" for s in SPLITS if s in rep.images},
             "nc": len(names), "names": {i: n for i, n in enumerate(names)}}
     if any_mask:
         data["task"] = "segment"
