@@ -44,6 +44,14 @@ def publish_command(
         t.add_row(s, f"excluded: {why}")
     console.print(t)
     folder = staging or default_staging(out, repo_id)
+    if not dry_run:
+        from .publish import resolve_token
+
+        try:
+            resolve_token()  # fail before staging, not after (the token is not kept here)
+        except PublishError as e:
+            err.print(f"[red]{e}[/red]", soft_wrap=True)
+            raise typer.Exit(1)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                   transient=True) as prog:
         task = prog.add_task("stage", total=None)
