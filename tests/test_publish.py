@@ -88,6 +88,10 @@ def test_every_catalog_license_has_a_hub_id():
 # ------------------------------------------------------------------------------------------ card
 
 
+def manifest_counts(out, source):
+    return read_manifest(out)["sources"][source]["counts"]
+
+
 def _yaml_header(text: str) -> dict:
     m = re.match(r"^---\n(.*?)\n---\n", text, re.S)
     assert m, "card has no YAML header"
@@ -101,6 +105,7 @@ def test_card_metadata(corpus):
     assert DatasetCardData(**data).to_dict() == data  # round-trips through the Hub's card class
     header = _yaml_header(text)
     assert header == data
+    manifest = read_manifest(corpus)
     # Hub metadata rules: license ids from the Hub list; `other` needs license_name + license_link
     lic = data["license"] if isinstance(data["license"], list) else [data["license"]]
     assert set(lic) <= HUB_LICENSES and "gpl-3.0-only" not in lic
@@ -125,6 +130,12 @@ def test_card_metadata(corpus):
     infos = data["dataset_info"]
     assert [i["config_name"] for i in infos] == names
     assert sum("features" in i for i in infos) == 1 and len(infos[0]["features"]) == len(FEATURES)
+    # datasets (public API) reads the card's infos back: the features are exactly the schema's
+    from datasets.info import DatasetInfosDict
+
+    read = DatasetInfosDict.from_dataset_card_data(card.data)
+    assert read["all"].features == FEATURES
+    assert read["pbc"].splits["train"].num_examples == manifest_counts(corpus, "pbc")["train"]
     assert text.count("name: sample_id") == 1
     assert len(text.split("\n---\n", 1)[0].splitlines()) < 400
     # split sizes match the manifest

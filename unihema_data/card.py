@@ -151,11 +151,42 @@ def _card_sources(out: Path, manifest: dict, sources: Optional[Sequence[str]]) -
     return [s for s in present if sources is None or s in set(sources)]
 
 
+def features_yaml(features) -> list[dict]:
+    """``datasets.Features`` in the card's ``dataset_info.features`` notation (the Hub's documented
+    YAML form: ``dtype`` / ``list`` / ``struct`` / ``class_label``), written here rather than with
+    ``datasets``' private serializer; ``tests/test_publish.py`` checks ``datasets`` reads it back
+    as the schema's features."""
+    return [{"name": k, **_feature_yaml(v)} for k, v in features.items()]
+
+
+def _feature_yaml(feat) -> dict:
+    from datasets import ClassLabel, Image, List, Value
+
+    if isinstance(feat, Value):
+        return {"dtype": feat.dtype}
+    if isinstance(feat, Image):
+        return {"dtype": "image"}
+    if isinstance(feat, ClassLabel):
+        return {"class_label": {"names": {str(i): n for i, n in enumerate(feat.names)}}}
+    if isinstance(feat, dict):
+        return {"struct": features_yaml(feat)}
+    if isinstance(feat, List):
+        inner = _feature_yaml(feat.feature)
+        if set(inner) == {"dtype"}:
+            res = {"list": inner["dtype"]}
+        elif set(inner) == {"struct"}:
+            res = {"list": inner["struct"]}
+        else:
+            res = {"list": inner}
+        if getattr(feat, "length", -1) not in (-1, None):
+            res["length"] = feat.length
+        return res
+    raise TypeError(f"feature type {type(feat).__name__} has no card notation here")
+
+
 def build_dataset_info(out: Path, configs: list[dict]) -> list[dict]:
     """``dataset_info`` per config: split sizes (rows, Parquet bytes) and total size; the features
     only on the first (default) config."""
-    from datasets import DatasetInfo, SplitDict, SplitInfo
-
     from .schema import FEATURES
 
     manifest = read_manifest(out)
@@ -163,7 +194,10 @@ def build_dataset_info(out: Path, configs: list[dict]) -> list[dict]:
     infos = []
     for i, cfg in enumerate(configs):
         name = cfg["config_name"]
-        splits = SplitDict()
+        info: dict = {"config_name": name}
+        if i == 0:
+            info["features"] = features_yaml(FEATURES)
+        splits = []
         total = 0
         for split in SPLITS:
             rows = nbytes = 0
@@ -172,11 +206,10 @@ def build_dataset_info(out: Path, configs: list[dict]) -> list[dict]:
                 nbytes += sum(f.stat().st_size for f in files)
                 rows += manifest["sources"][s].get("counts", {}).get(split, 0) if files else 0
             if rows:
-                splits.add(SplitInfo(split, num_bytes=nbytes, num_examples=rows))
+                splits.append({"name": split, "num_bytes": nbytes, "num_examples": rows})
                 total += nbytes
-        info = DatasetInfo(features=FEATURES if i == 0 else None, splits=splits, dataset_size=total,
-                           download_size=total)
-        infos.append({"config_name": name, **info._to_yaml_dict()})
+        info.update({"splits": splits, "download_size": total, "dataset_size": total})
+        infos.append(info)
     return infos
 
 
