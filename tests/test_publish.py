@@ -298,7 +298,10 @@ def test_verify_staged_catches_a_card_that_does_not_load(corpus, tmp_path):
 # ------------------------------------------------------------------------------------------ upload
 
 
-def test_upload_to_a_fake_hub(corpus, tmp_path, hub_env, monkeypatch):
+def test_upload_to_a_fake_hub(corpus, tmp_path, hub_env, monkeypatch, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)  # everything huggingface_hub, httpx and we log, at every level
     with FakeHubServer(SECRET) as srv:
         monkeypatch.setenv("HF_ENDPOINT", srv.url)
         args = ["publish", str(corpus), "--repo-id", "org/unihema", "--private", "--staging", str(tmp_path / "up")]
@@ -315,7 +318,9 @@ def test_upload_to_a_fake_hub(corpus, tmp_path, hub_env, monkeypatch):
         for entry in srv.hub.log:
             assert entry.headers.get("authorization") == f"Bearer {SECRET}" or entry.path == "/api/validate-yaml"
             assert SECRET not in entry.path and SECRET.encode() not in entry.body
-        assert SECRET not in r.output
+        assert SECRET not in r.output and SECRET not in caplog.text
+        for p in (tmp_path / "up").rglob("*"):  # staged files and any upload state kept beside them
+            assert not p.is_file() or SECRET.encode() not in p.read_bytes()
         # a rerun uploads nothing new (unchanged files are skipped: an interrupted upload resumes)
         n_commits = len(srv.hub.commits)
         r = runner.invoke(app, args)
