@@ -298,10 +298,23 @@ def test_verify_staged_catches_a_card_that_does_not_load(corpus, tmp_path):
 # ------------------------------------------------------------------------------------------ upload
 
 
-def test_upload_to_a_fake_hub(corpus, tmp_path, hub_env, monkeypatch, caplog):
+@pytest.fixture
+def hf_debug_logs(caplog):
+    """Every log record of huggingface_hub, httpx and ours at DEBUG level, in ``caplog``."""
     import logging
 
-    caplog.set_level(logging.DEBUG)  # everything huggingface_hub, httpx and we log, at every level
+    from huggingface_hub.utils import logging as hf_logging
+
+    caplog.set_level(logging.DEBUG)
+    hf_logging.set_verbosity_debug()
+    hf_logging.enable_propagation()  # huggingface_hub does not propagate to the root logger by default
+    yield caplog
+    hf_logging.disable_propagation()
+    hf_logging.set_verbosity_warning()
+
+
+def test_upload_to_a_fake_hub(corpus, tmp_path, hub_env, monkeypatch, hf_debug_logs):
+    caplog = hf_debug_logs
     with FakeHubServer(SECRET) as srv:
         monkeypatch.setenv("HF_ENDPOINT", srv.url)
         args = ["publish", str(corpus), "--repo-id", "org/unihema", "--private", "--staging", str(tmp_path / "up")]
@@ -318,6 +331,7 @@ def test_upload_to_a_fake_hub(corpus, tmp_path, hub_env, monkeypatch, caplog):
         for entry in srv.hub.log:
             assert entry.headers.get("authorization") == f"Bearer {SECRET}" or entry.path == "/api/validate-yaml"
             assert SECRET not in entry.path and SECRET.encode() not in entry.body
+        assert any(rec.name.startswith("huggingface_hub") for rec in caplog.records)
         assert SECRET not in r.output and SECRET not in caplog.text
         for p in (tmp_path / "up").rglob("*"):  # staged files and any upload state kept beside them
             assert not p.is_file() or SECRET.encode() not in p.read_bytes()
