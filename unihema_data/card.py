@@ -49,7 +49,7 @@ PRETTY_NAME = "UniHema unified hematology corpus"
 LICENSE_FILE = "LICENSE.md"
 
 TEXTSET_NOTICE = (
-    "The text sets (`wbcatt_vqa`, `wbcatt_caption`, `leukemiaattri_mlm`) are **semi-synthetic**: they are "
+    "The text sets ({textsets}) are **semi-synthetic**: they are "
     "generated from ground-truth morphology annotations by deterministic templates and verified by "
     "parsing each text back into (attribute, value) pairs. They are for research only and are **not for "
     "medical use**: not for clinical use, diagnosis or treatment decisions."
@@ -426,7 +426,8 @@ def render_card(out: Path, sources: Optional[Sequence[str]] = None,
             "Research use only: **not for clinical use**, diagnosis or treatment decisions.", "",
             "```python", "import datasets", f"ds = datasets.load_dataset({where!r}, {first!r})", "```", ""]
     if any(manifest["sources"][s].get("kind") == "textset" for s in srcs):
-        body += ["> [!WARNING]", "> " + TEXTSET_NOTICE, ""]
+        ts = ", ".join(f"`{s}`" for s in srcs if manifest["sources"][s].get("kind") == "textset")
+        body += ["> [!WARNING]", "> " + TEXTSET_NOTICE.format(textsets=ts), ""]
     body += ["## Sources", "",
              "| config | kind | license | redistributable | train | validation | test | what the conversion changed |",
              "|---|---|---|---|---|---|---|---|"]

@@ -5,7 +5,8 @@ changes only when the data does. Each sample is drawn in a ``CELL x CELL`` cell:
 to fit (aspect kept, centred), instance masks and semantic masks as translucent overlays, boxes as
 ``BOX_WIDTH``-pixel outlines in the class colour (:func:`grid_colours`: distinct per class within a
 grid, listed in a legend after the title), points as dots, and a caption
-strip (``CAPTION`` px) with the image label or the object categories. A grid of several sources
+strip (``CAPTION`` px) with the image label or the object categories; text-set rows get a taller
+strip (``TEXT_CAPTION``) with their question and answer, masked text and target, or caption. A grid of several sources
 stacks one band per source, each with a title strip (``TITLE`` px).
 
 The card (:mod:`unihema_data.card`) shows ``OUT/previews/<source>.png``; :func:`refresh_previews`
@@ -32,6 +33,9 @@ from .outdir import read_manifest
 
 CELL = 256
 CAPTION = 28
+#: caption strip of text-set rows: the label plus up to ``TEXT_LINES`` wrapped lines of the text
+TEXT_LINES = 5
+TEXT_CAPTION = CAPTION + TEXT_LINES * 15
 TITLE = 30
 COLUMNS = 4
 BOX_WIDTH = 3
@@ -111,10 +115,41 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw_sample(row: dict, cell: int = CELL, colours: Optional[dict[str, tuple[int, int, int]]] = None
-                ) -> tuple[Image.Image, CellInfo]:
-    """One sample drawn into a ``cell x (cell + CAPTION)`` tile (``colours``: label -> colour,
-    default :func:`grid_colours` of this row)."""
+def row_text(row: dict) -> str:
+    """The text of a text-set row (VQA question and answer, MLM masked text and target, caption); ""."""
+    if row.get("question"):
+        return f"{row['question']}  A: {row.get('answer', '')}"
+    if row.get("masked_text"):
+        return f"{row['masked_text']}  -> {row.get('target_text', '')}"
+    return row.get("target_text") or ""
+
+
+def _wrap(d: ImageDraw.ImageDraw, text: str, font, width: int, lines: int) -> list[str]:
+    out: list[str] = []
+    cur = ""
+    for word in text.split():
+        trial = f"{cur} {word}".strip()
+        if d.textlength(trial, font=font) <= width:
+            cur = trial
+            continue
+        out.append(cur)
+        cur = word
+        if len(out) == lines:
+            break
+    if len(out) < lines and cur:
+        out.append(cur)
+    if len(out) == lines and " ".join(out) != " ".join(text.split()):
+        out[-1] = out[-1][: max(0, len(out[-1]) - 1)] + "…"
+    return out
+
+
+def draw_sample(row: dict, cell: int = CELL, colours: Optional[dict[str, tuple[int, int, int]]] = None,
+                caption_h: Optional[int] = None) -> tuple[Image.Image, CellInfo]:
+    """One sample drawn into a ``cell x (cell + caption_h)`` tile (``colours``: label -> colour,
+    default :func:`grid_colours` of this row; ``caption_h`` default ``TEXT_CAPTION`` for text-set
+    rows, else ``CAPTION``)."""
+    text = row_text(row)
+    caption_h = caption_h or (TEXT_CAPTION if text else CAPTION)
     colours = colours or grid_colours([row])
 
     def class_colour(label: str) -> tuple[int, int, int]:
@@ -146,7 +181,7 @@ def draw_sample(row: dict, cell: int = CELL, colours: Optional[dict[str, tuple[i
     for mask, colour in overlays:
         m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((sw, sh), Image.NEAREST)) > 0
         base[m] = base[m] * (1 - MASK_ALPHA) + np.array(colour, dtype=np.float32) * MASK_ALPHA
-    tile = Image.new("RGB", (cell, cell + CAPTION), BACKGROUND)
+    tile = Image.new("RGB", (cell, cell + caption_h), BACKGROUND)
     ox, oy = (cell - sw) // 2, (cell - sh) // 2
     tile.paste(Image.fromarray(base.clip(0, 255).astype(np.uint8)), (ox, oy))
     d = ImageDraw.Draw(tile)
@@ -169,9 +204,14 @@ def draw_sample(row: dict, cell: int = CELL, colours: Optional[dict[str, tuple[i
         caption = label
     else:
         cats = sorted({class_name(c) for c in objs["category"]})
-        caption = f"{len(objs['category'])} objects: " + ", ".join(cats) if cats else (row.get("question") or "")
-    d.rectangle([0, cell, cell, cell + CAPTION], fill=BACKGROUND)
+        n_obj = len(objs['category'])
+        caption = f"{n_obj} object{'s' if n_obj != 1 else ''}: " + ", ".join(cats) if cats else ""
+    d.rectangle([0, cell, cell, cell + caption_h], fill=BACKGROUND)
     d.text((4, cell + 6), caption[:48], fill=class_colour(label) if label else TEXT, font=_font(13))
+    if text and caption_h > CAPTION:
+        small = _font(11)
+        for i, line in enumerate(_wrap(d, text, small, cell - 8, (caption_h - CAPTION) // 15)):
+            d.text((4, cell + CAPTION - 2 + 15 * i), line, fill=TEXT, font=small)
     return tile, info
 
 
@@ -183,7 +223,8 @@ def render_source(out: Path, source: str, n: int = 8, columns: int = COLUMNS) ->
     total = count_rows(s.path for s in shards(out, [source]))
     ncols = min(columns, len(rows))
     nrows = -(-len(rows) // ncols)
-    grid = Image.new("RGB", (ncols * CELL, TITLE + nrows * (CELL + CAPTION)), BACKGROUND)
+    cap = TEXT_CAPTION if any(row_text(r) for r in rows) else CAPTION
+    grid = Image.new("RGB", (ncols * CELL, TITLE + nrows * (CELL + cap)), BACKGROUND)
     d = ImageDraw.Draw(grid)
     title = f"{source}  ({len(rows)} of {total:,} rows)"
     font = _font(15)
@@ -192,8 +233,8 @@ def render_source(out: Path, source: str, n: int = 8, columns: int = COLUMNS) ->
     legend: dict[str, tuple[int, int, int]] = {}
     colours = grid_colours(rows)
     for i, row in enumerate(rows):
-        tile, info = draw_sample(row, colours=colours)
-        x, y = (i % ncols) * CELL, TITLE + (i // ncols) * (CELL + CAPTION)
+        tile, info = draw_sample(row, colours=colours, caption_h=cap)
+        x, y = (i % ncols) * CELL, TITLE + (i // ncols) * (CELL + cap)
         grid.paste(tile, (x, y))
         info.origin = (x, y)
         infos.append(info)
