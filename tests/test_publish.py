@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
@@ -151,6 +152,16 @@ def test_card_body(corpus):
         assert re.search(rf"^\| `{sid}` \|", body, re.M), sid  # per-source table row
         assert f"![{sid} samples](previews/{sid}.png)" in body and (corpus / "previews" / f"{sid}.png").exists()
     assert "not for medical use" in body and "semi-synthetic" in body and "not for clinical use" in body
+    assert "The text sets (`leukemiaattri_mlm`, `wbcatt_vqa`)" in body  # the ones present
+    # text-set grids carry the texts under each image (taller caption strips with text pixels)
+    from PIL import Image as PILImage
+
+    from unihema_data.preview import CAPTION, CELL, TEXT_CAPTION, TITLE
+
+    with PILImage.open(corpus / "previews" / "wbcatt_vqa.png") as im:
+        assert (im.height - TITLE) % (CELL + TEXT_CAPTION) == 0
+        strip = np.asarray(im.convert("L"))[TITLE + CELL + CAPTION:TITLE + CELL + TEXT_CAPTION]
+        assert (strip > 200).sum() > 200  # light text on the dark strip
     assert "## Splits and de-duplication" in body and "grouped split" in body
     assert "## Quality control" in body and "`duplicate_of`" in body  # wbcatt repeats pbc images
     for col in FEATURES:
