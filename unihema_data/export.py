@@ -180,7 +180,8 @@ def _detection_row(row: dict) -> bool:
 def _categories() -> list[dict]:
     from .taxonomy import load_taxonomy
 
-    return [{"id": i + 1, "name": n, "supercategory": "cell"} for i, n in enumerate(load_taxonomy().class_names())]
+    return [{"id": i + 1, "name": n, "supercategory": "cell", "taxonomy_id": i}
+            for i, n in enumerate(load_taxonomy().class_names())]
 
 
 def _coco(parts, tmp: Path, total: int, on_progress) -> ExportReport:
