@@ -397,3 +397,14 @@ def test_render_card_subset_lists_only_included_sources(corpus):
     assert "load_dataset('org/x', 'all')" in text and "| `wbcatt` | because |" in text
     doc = build_croissant(corpus, ["pbc"], "org/x")
     assert {rs["name"] for rs in doc["recordSet"]} == {"all", "pbc"}
+
+
+def test_default_staging_is_removed_after_upload(corpus, tmp_path, hub_env, monkeypatch):
+    from unihema_data.publish import default_staging
+
+    with FakeHubServer(SECRET) as srv:
+        monkeypatch.setenv("HF_ENDPOINT", srv.url)
+        r = runner.invoke(app, ["publish", str(corpus), "--repo-id", "org/other"])
+        assert r.exit_code == 0, r.output
+        assert "README.md" in srv.hub.repos["org/other"] and srv.hub.private["org/other"] is False
+    assert not default_staging(corpus, "org/other").exists()

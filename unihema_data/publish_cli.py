@@ -75,6 +75,10 @@ def publish_command(
     except PublishError as e:
         err.print(f"[red]{e}[/red]", soft_wrap=True)
         raise typer.Exit(1)
+    if staging is None:  # the default staging only serves resuming; a finished upload needs it no more
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
     console.print(f"uploaded to {url}; load it with datasets.load_dataset({repo_id!r}, 'all')", markup=False,
                   soft_wrap=True)
 
