@@ -31,6 +31,12 @@ _LAZY_COMMANDS = {
               "Download, verify and safely extract source datasets into ROOT/raw/<id>/."),
     "generate": ("textsets.cli", "generate_app", "typer",
                  "Generate the semi-synthetic text sets (VQA, MLM, captions) from converted attribute annotations."),
+    "publish": ("publish_cli", "publish_command", "command",
+                "Upload a converted corpus to the Hugging Face Hub (license gate, card, Croissant; --dry-run stages it)."),
+    "export": ("publish_cli", "export_command", "command",
+               "Export a converted corpus to COCO, YOLO (Ultralytics) or class folders (imagefolder)."),
+    "preview": ("publish_cli", "preview_command", "command",
+                "Render a sample grid per source with boxes, masks and labels drawn (PNG)."),
 }
 
 
@@ -422,6 +428,7 @@ def new_adapter_cmd(
         console.print(f"wrote {p}", markup=False, soft_wrap=True)
     console.print(f"next: fill the TODOs, map the labels in taxonomy.yaml, then run "
                   f"`pytest tests/test_adapters.py -k {dataset_id}` (see docs/adding-an-adapter.md)", markup=False)
+
 
 
 def main() -> None:  # console script entry point
