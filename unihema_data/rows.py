@@ -23,6 +23,12 @@ from .splits import DEFAULT_SEED, grouped_split, normalize_split
 from .taxonomy import TaxonomyError, load_taxonomy
 
 
+#: adapters with ``mask_snap_stray_values`` snap undeclared mask values (brush edges) only when
+#: they cover at most this fraction of the mask's pixels; a mask made of more of them is refused
+#: (it is a different kind of mask, or a colour/antialiased export, not a few stray pixels)
+MASK_SNAP_MAX_FRACTION = 0.01
+
+
 class RowError(AdapterError):
     """A record could not be converted; the message names the file and the problem."""
 
@@ -204,6 +210,13 @@ def _semantic(sample: RawSample, ctx: SourceContext, tax, where: str, W: int, H:
     if stray:  # documented source quirk: snap to the nearest declared value, and say so
         levels = np.array(sorted(sample.mask_values))
         n = int(np.isin(native, stray).sum())
+        if n > MASK_SNAP_MAX_FRACTION * native.size:
+            raise RowError(
+                f"{ctx.source}: {mask_name}: {n} of {native.size} pixels ({n / native.size:.1%}) hold undeclared "
+                f"mask value(s) {stray[:10]}{'...' if len(stray) > 10 else ''} (expected one of "
+                f"{sorted(sample.mask_values)}); stray values are snapped only when they are at most "
+                f"{MASK_SNAP_MAX_FRACTION:.0%} of the mask: this is not the same kind of mask"
+            )
         snapped = levels[np.abs(levels[None, :] - np.array(stray)[:, None]).argmin(axis=1)]
         remap = np.arange(max(int(native.max()), int(levels.max())) + 1)
         remap[stray] = snapped

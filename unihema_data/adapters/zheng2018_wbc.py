@@ -58,7 +58,8 @@ from .base import Adapter, CorruptInputError, FakeSample, FakeTruth, MissingInpu
 
 log = logging.getLogger(__name__)
 
-SUBSET_RE = re.compile(r"^Dataset (\d+)$")
+SUBSET_RE = re.compile(r"^Dataset ([0-9]+)$")
+_DIGITS = re.compile(r"[0-9]+")
 HEADERS = (("image ID", "class label"), ("image ID", "class"))
 MASK_VALUES = {0: "background", 128: "cytoplasm", 255: "nucleus"}
 
@@ -110,7 +111,7 @@ class Zheng2018WBCAdapter(Adapter):
         out: dict[int, str] = {}
         for row in table:
             raw_id, cls = row[id_col], row[cls_col]
-            if not raw_id.isdigit():
+            if not _DIGITS.fullmatch(raw_id):  # not str.isdigit(): '²' passes it and fails int()
                 raise CorruptInputError(f"{table.where(row)}: image ID {raw_id!r} is not a non-negative integer")
             if not cls:
                 raise CorruptInputError(f"{table.where(row)}: empty class for image ID {raw_id}")
@@ -129,7 +130,7 @@ class Zheng2018WBCAdapter(Adapter):
             images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".bmp")
             used: set[int] = set()
             for img in images:
-                if not img.stem.isdigit():
+                if not _DIGITS.fullmatch(img.stem):
                     raise CorruptInputError(f"{img}: unexpected image name (expected NNN.bmp with a numeric id)")
                 key = int(img.stem)
                 if key not in labels:

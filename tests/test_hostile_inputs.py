@@ -1,0 +1,80 @@
+"""Hostile native inputs for single adapters and the row pipeline (issue 18): each case ends in a
+ConversionError naming the file, never a traceback or a silently wrong row."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from unihema_data.adapters import get_adapter
+from unihema_data.convert import ConversionError, ConvertOptions, convert
+from unihema_data.outdir import all_parquet_files
+from unihema_data.rows import MASK_SNAP_MAX_FRACTION
+
+
+def _convert(sid: str, raw: Path, out: Path):
+    return convert([sid], raw, out, ConvertOptions(num_proc=1, progress=False))[0]
+
+
+@pytest.fixture
+def zheng(tmp_path):
+    adapter = get_adapter("zheng2018_wbc")
+    truth = adapter.fake(tmp_path / "raw" / "zheng2018_wbc", seed=5)
+    return adapter, truth, tmp_path
+
+
+def test_zheng_superscript_digit_image_id_is_a_clean_error(zheng):
+    """'²' passes str.isdigit() and fails int(): it must be refused naming the CSV."""
+    _, truth, tmp = zheng
+    csv = truth.root / "Class Labels of Dataset 1.csv"
+    lines = csv.read_bytes().split(b"\r\n")
+    lines[1] = "²,1".encode()
+    csv.write_bytes(b"\r\n".join(lines))
+    with pytest.raises(ConversionError) as ei:
+        _convert("zheng2018_wbc", tmp / "raw", tmp / "out")
+    assert "Class Labels of Dataset 1.csv" in str(ei.value) and "'²'" in str(ei.value)
+    assert not all_parquet_files(tmp / "out")
+
+
+def test_zheng_superscript_digit_image_name_is_a_clean_error(zheng):
+    _, truth, tmp = zheng
+    src = truth.root / "Dataset 1" / "001.bmp"
+    src.rename(src.with_name("²³.bmp"))
+    with pytest.raises(ConversionError) as ei:
+        _convert("zheng2018_wbc", tmp / "raw", tmp / "out")
+    assert "²³.bmp" in str(ei.value)
+
+
+def test_zheng_superscript_subset_folder_is_not_a_subset(zheng):
+    """``Dataset ²`` is not a ``Dataset N`` folder (it used to crash the subset sort)."""
+    adapter, truth, tmp = zheng
+    (truth.root / "Dataset ²").mkdir()
+    assert adapter.subsets(truth.root) == ["Dataset 1", "Dataset 2"]
+    assert _convert("zheng2018_wbc", tmp / "raw", tmp / "out").total == truth.num_images
+
+
+def test_mask_mostly_undeclared_values_is_refused(zheng):
+    """Snapping is for a few brush-edge pixels; a mask made of undeclared values is refused."""
+    _, truth, tmp = zheng
+    p = truth.root / "Dataset 1" / "002.png"
+    m = np.asarray(Image.open(p)).copy()
+    m[m == 128] = 120  # the whole cytoplasm in an undeclared value
+    assert (m == 120).mean() > MASK_SNAP_MAX_FRACTION
+    Image.fromarray(m).save(p)
+    with pytest.raises(ConversionError) as ei:
+        _convert("zheng2018_wbc", tmp / "raw", tmp / "out")
+    msg = str(ei.value)
+    assert "Dataset 1/002.png" in msg and "undeclared" in msg and "[120]" in msg
+    assert not all_parquet_files(tmp / "out")
+
+
+def test_mask_few_stray_values_still_snap(zheng):
+    _, truth, tmp = zheng
+    p = truth.root / "Dataset 1" / "002.png"
+    m = np.asarray(Image.open(p)).copy()
+    m[0, :3] = 9  # 3 of 900 pixels: under the threshold
+    assert 3 <= MASK_SNAP_MAX_FRACTION * m.size
+    Image.fromarray(m).save(p)
+    assert _convert("zheng2018_wbc", tmp / "raw", tmp / "out").flags.get("mask_stray_pixels") == 2
