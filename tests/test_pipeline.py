@@ -63,7 +63,8 @@ def test_duplicates_seen_even_without_a_manifest_entry(tmp_path):
     for seed in (5, 6, 7):  # whatever the seed, the shared images follow pbc's splits
         rep = convert(["wbcatt"], raw, out, ConvertOptions(seed=seed, overwrite=True, **OPTS))[0]
         assert rep.duplicates == rep.total > 0
-        assert validate(out).ok
+        v = validate(out)  # the deleted manifest entry is itself a finding (data/pbc/ has none)
+        assert dict(v.counts_by_kind) == {"manifest": 1} and "data/pbc/" in v.problems[0], v.summary()
 
 
 def test_clipped_box_keeps_its_native_coordinates(tmp_path):

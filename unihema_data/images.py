@@ -45,6 +45,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import simplejpeg
@@ -249,8 +250,23 @@ def _to_png(im: Image.Image, fmt: str, name: str) -> bytes:
     return buf.getvalue()
 
 
-def _reset_jpeg_orientation(data: bytes, name: str) -> bytes:
-    """Set the EXIF orientation tag of a JPEG to 1 in place (same length, pixels untouched)."""
+def native_bytes(stored: bytes, qc_flags, name: str = "image") -> Optional[bytes]:
+    """The native file's bytes recovered from a row's stored ``image`` bytes, so that
+    ``sha256(native_bytes(...)) == image_sha256`` can be checked; ``None`` when the image was
+    re-encoded (``reencoded_from:*``), whose native bytes are not kept. A JPEG whose orientation
+    was reset (``exif_orientation_reset:<n>``) gets tag value ``n`` back (the only 2 bytes changed)."""
+    flags = list(qc_flags or [])
+    if any(f.startswith("reencoded_from:") for f in flags):
+        return None
+    for f in flags:
+        if f.startswith("exif_orientation_reset:"):
+            return _reset_jpeg_orientation(stored, name, int(f.split(":", 1)[1]))
+    return stored
+
+
+def _reset_jpeg_orientation(data: bytes, name: str, value: int = 1) -> bytes:
+    """Set the EXIF orientation tag of a JPEG to ``value`` (default 1) in place (same length,
+    pixels untouched)."""
     pos = 2
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker, seglen = data[pos + 1], struct.unpack(">H", data[pos + 2:pos + 4])[0]
@@ -263,7 +279,7 @@ def _reset_jpeg_orientation(data: bytes, name: str) -> bytes:
                 entry = ifd + 2 + 12 * k
                 tag, typ = struct.unpack(endian + "HH", data[entry:entry + 4])
                 if tag == _ORIENTATION and typ == 3:
-                    value = struct.pack(endian + "H", 1)
+                    value = struct.pack(endian + "H", value)
                     return data[:entry + 8] + value + data[entry + 10:]
             break
         if marker in (0xD9, 0xDA):
