@@ -96,6 +96,8 @@ PENDING: dict[tuple[str, str], str] = {
     ("utf16", "split_list"): "pending adapter contract v2: split lists with BOM/UTF-16/NUL",
     ("nul", "split_list"): "pending adapter contract v2: split lists with BOM/UTF-16/NUL",
     ("bitflip", "split_list"): "pending adapter contract v2: a BCCD split list that is not UTF-8",
+    ("extra_column", "split_list"): "pending adapter contract v2: split-list lines that are not a bare image id "
+                                    "(same silent loss of the published split as BOM/UTF-16/NUL)",
 }
 
 

@@ -78,3 +78,21 @@ def test_mask_few_stray_values_still_snap(zheng):
     assert 3 <= MASK_SNAP_MAX_FRACTION * m.size
     Image.fromarray(m).save(p)
     assert _convert("zheng2018_wbc", tmp / "raw", tmp / "out").flags.get("mask_stray_pixels") == 2
+
+
+def test_clipped_box_flag_keeps_the_native_value_exactly(tmp_path):
+    """The ``clipped_box`` flag must give back the native coordinates exactly (``:g`` kept 6 digits)."""
+    import pyarrow.parquet as pq
+
+    truth = get_adapter("bccd").fake(tmp_path / "raw" / "bccd", seed=1)
+    xml = sorted((truth.root / "Annotations").glob("*.xml"))[0]
+    text = xml.read_text()
+    first = text.index("<xmax>")
+    end = text.index("</xmax>", first)
+    xml.write_text(text[:first] + "<xmax>12345678901234567890" + text[end:])
+    _convert("bccd", tmp_path / "raw", tmp_path / "out")
+    rows = [r for f in all_parquet_files(tmp_path / "out") for r in pq.read_table(f).to_pylist()
+            if r["sample_id"].endswith(xml.stem + ".jpg")]
+    flag = next(f for f in rows[0]["qc_flags"] if f.startswith("clipped_box:0:"))
+    assert float(flag.split(":")[2].split(",")[2]) == float("12345678901234567890")
+    assert flag.split(":")[2].split(",")[0].isdigit()  # integers stay integers: "41", not "41.0"

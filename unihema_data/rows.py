@@ -154,7 +154,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
             raise RowError(f"{ctx.source}: {where}: object {i} has neither box, mask nor point")
         box, clipped = clip_coco(box, W, H)
         if clipped:  # the native box stays recoverable from the flag
-            native = ",".join(f"{float(v):g}" for v in ob.bbox) if ob.bbox is not None else ""
+            native = ",".join(_exact(v) for v in ob.bbox) if ob.bbox is not None else ""
             flags.append(f"clipped_box:{i}:{native}")
         if box[2] == 0 or box[3] == 0:
             flags.append(f"zero_area_box:{i}")
@@ -180,6 +180,13 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     row["prompt"] = task_prompt(row["tasks"], row["disease"])
     row["qc_flags"] = flags
     return row
+
+
+def _exact(v) -> str:
+    """Shortest text that reads back as the same float (``:g`` kept only 6 digits: 0.3027343 became
+    0.302734 and 12345678901234567890 became 1.23457e+19, so the native box was not recoverable)."""
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _map_attrs(tax, source: str, attrs: dict[str, Any], where: str) -> dict[str, str]:
