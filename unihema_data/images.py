@@ -11,11 +11,12 @@ Integrity: every image is decoded once, fully, during conversion, and refused (w
 the file) when it does not decode cleanly:
 
 * before any pixel buffer is allocated, the size the header claims is checked against the file's
-  size: a format's best possible compression ratio bounds how many pixels a file of N bytes can
-  hold (PNG: deflate cannot beat ~1032:1; JPEG: about 200:1 for a flat image; limits below carry
-  a 10x margin), so a 1 kB file claiming 19000x19000 is refused without a 1 GB allocation;
-* PNG: chunk CRCs (``verify``), then the zlib stream of the IDAT chunks is inflated and must
-  end exactly at the size the header implies (Pillow silently pads cut pixel data), then a full
+  size: a format's best compression ratio bounds how many pixels a file of N bytes can hold
+  (JPEG ~190:1 and GIF ~1000:1 on a flat image; :data:`_MAX_RATIO` carries a 10x margin), so a
+  1 kB file claiming 19000x19000 is refused without a 1 GB allocation;
+* PNG: chunk CRCs (``verify``), then the zlib stream of the IDAT chunks is inflated (counted in
+  1 MiB steps, never held) and must end exactly at the size the header implies (Pillow silently
+  pads cut pixel data, and this bounds a forged header without any ratio guess), then a full
   decode;
 * JPEG: a strict libjpeg-turbo decode (``simplejpeg``, ``strict=True``), which turns libjpeg's
   *warnings* (bad Huffman code, premature end of data segment, extraneous bytes before a marker:
@@ -27,9 +28,10 @@ A bit flip that yields another *valid* coded value (e.g. a changed coefficient m
 JPEG) is undetectable without a checksum and decodes to slightly different pixels; the stored
 bytes are then exactly the file's bytes (``image_sha256`` says which file that was).
 
-Cost, measured on a 640x480 JPEG (141 kB, 2 cores shared): strict decode 2.8 ms, sha256 0.12 ms,
-Pillow decode 3.4 ms; a full conversion row (Parquet writing included) stays dominated by I/O
-for large files and by the fixed per-row work for small ones.
+Cost, measured on 2 shared cores (numbers vary with load): a 640x480 JPEG of 65-141 kB takes
+2.8-14 ms to decode strictly against 0.12-0.55 ms to hash, so decoding costs ~25x hashing, not
+less; it is still a small part of a row's conversion (BCCD fake: ~130 ms per row end to end under
+the same load, card and Parquet writing included) and it is the only way to refuse damaged pixels.
 
 EXIF orientation: annotations of every source in the corpus are in the stored pixel frame, but
 ``datasets`` (and browsers) rotate images by their EXIF orientation tag on decode. A JPEG with an
