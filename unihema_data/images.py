@@ -28,10 +28,13 @@ A bit flip that yields another *valid* coded value (e.g. a changed coefficient m
 JPEG) is undetectable without a checksum and decodes to slightly different pixels; the stored
 bytes are then exactly the file's bytes (``image_sha256`` says which file that was).
 
-Cost, measured on 2 shared cores (numbers vary with load): a 640x480 JPEG of 65-141 kB takes
-2.8-14 ms to decode strictly against 0.12-0.55 ms to hash, so decoding costs ~25x hashing, not
-less; it is still a small part of a row's conversion (BCCD fake: ~130 ms per row end to end under
-the same load, card and Parquet writing included) and it is the only way to refuse damaged pixels.
+Cost (2 cores shared with other jobs, so numbers are noisy): on the benchmark's 640x480 JPEGs
+(50-100 kB) sha256 takes ~0.2 ms and the strict decode ~2 ms (1/8-scale output; ~4 ms at full
+size), so decoding costs ~10x hashing, *not* less. With ``num_proc=1`` a 300-image VOC corpus
+(``benchmarks/make_voc_corpus.py``) converted in 0.4-1.7 s without decoding, 1.9-6.4 s with the
+1/8-scale strict decode and 3.4-4.6 s with a full-size one (three runs each, interleaved, under
+load): roughly 2x the conversion time of this JPEG-only corpus. That is the price of refusing
+damaged pixels; it runs in the worker processes (``num_proc``).
 
 EXIF orientation: annotations of every source in the corpus are in the stored pixel frame, but
 ``datasets`` (and browsers) rotate images by their EXIF orientation tag on decode. A JPEG with an
@@ -144,7 +147,10 @@ def _full_decode(fmt: str, data: bytes, width: int, height: int, name: str) -> N
         try:
             h, w, colorspace, _sub = simplejpeg.decode_jpeg_header(data)
             out = colorspace if colorspace in ("GRAY", "CMYK") else "RGB"
-            simplejpeg.decode_jpeg(data, colorspace=out, strict=True)
+            # 1/8-scale output: every coefficient is still entropy-decoded (where damage shows:
+            # same refusals as a full decode on 900 flipped/cut files), the IDCT, upsampling
+            # and colour conversion of full-size pixels are skipped (about half the time)
+            simplejpeg.decode_jpeg(data, colorspace=out, strict=True, min_height=1, min_width=1, min_factor=8)
         except ValueError as e:
             raise ImageDecodeError(f"{name}: damaged JPEG data ({e})") from None
         if (w, h) != (width, height):
