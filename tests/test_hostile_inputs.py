@@ -96,3 +96,46 @@ def test_clipped_box_flag_keeps_the_native_value_exactly(tmp_path):
     flag = next(f for f in rows[0]["qc_flags"] if f.startswith("clipped_box:0:"))
     assert float(flag.split(":")[2].split(",")[2]) == float("12345678901234567890")
     assert flag.split(":")[2].split(",")[0].isdigit()  # integers stay integers: "41", not "41.0"
+
+
+def _with_alarm(fn, seconds=20):
+    import signal
+
+    def _hang(*a):
+        raise TimeoutError("blocked on a FIFO")
+
+    old = signal.signal(signal.SIGALRM, _hang)
+    signal.alarm(seconds)
+    try:
+        return fn()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_fifo_image_is_an_error_not_a_hang(tmp_path):
+    """BCCD lists JPEGImages/ without a file-type filter: the image reader must refuse a FIFO."""
+    import os
+
+    truth = get_adapter("bccd").fake(tmp_path / "raw" / "bccd", seed=1)
+    p = truth.root / "JPEGImages" / "BloodImage_00003.jpg"
+    p.unlink()
+    os.mkfifo(p)
+    with pytest.raises(ConversionError) as ei:
+        _with_alarm(lambda: _convert("bccd", tmp_path / "raw", tmp_path / "out"))
+    assert "BloodImage_00003.jpg" in str(ei.value) and "not a regular file" in str(ei.value)
+    assert not all_parquet_files(tmp_path / "out")
+
+
+def test_readers_refuse_fifos_and_devices(tmp_path):
+    import os
+
+    from unihema_data.images import ImageDecodeError, load_image_for_storage, read_regular_file
+    from unihema_data.masks import read_native_mask
+
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    for call in (lambda: load_image_for_storage(fifo), lambda: read_native_mask(fifo, "x.png"),
+                 lambda: read_regular_file("/dev/zero")):
+        with pytest.raises(ImageDecodeError, match="not a regular file"):
+            _with_alarm(call, 10)

@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -82,13 +84,30 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def read_regular_file(path: Path | str, what: str = "file") -> bytes:
+    """The bytes of ``path``, refusing anything that is not a regular file (a FIFO would block a
+    plain ``read`` forever; a device could be endless): opened non-blocking, checked with
+    ``fstat`` on the open descriptor (no race with a swap of the path). Raises
+    :class:`ImageDecodeError` naming the file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ImageDecodeError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageDecodeError(f"{path}: not a regular file (a FIFO, device or socket); cannot read {what}")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as e:
+        raise ImageDecodeError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
 def load_image_for_storage(path: Path) -> StoredImage:
     """Read a native image file; verify it; keep or losslessly re-encode its bytes."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ImageDecodeError(f"{path}: cannot read image file: {e.strerror or e}") from None
-    return image_from_bytes(data, str(path))
+    return image_from_bytes(read_regular_file(path, "image file"), str(path))
 
 
 def image_from_bytes(data: bytes, name: str) -> StoredImage:
