@@ -39,9 +39,7 @@ def read_native_mask(mask: Any, name: str = "") -> np.ndarray:
     if isinstance(mask, np.ndarray):
         arr = mask
     else:
-        from .images import read_regular_file  # refuses FIFOs and devices instead of blocking
-
-        with Image.open(io.BytesIO(read_regular_file(Path(mask), "mask"))) as im:
+        with Image.open(Path(mask)) as im:
             im.load()
             if im.mode == "P":
                 arr = np.asarray(im)  # palette indices are the native values
