@@ -54,9 +54,11 @@ Every case must end in one of these outcomes, anything else is a failure:
                  replaced value included: an out-of-range coordinate is clipped *and said*.
 
 ``bitflip``, ``extra_column`` and ``nul`` on text, ``fifo``, ``dangling_link``,
-``non_utf8_name`` and ``case_collide`` accept only ``error`` or ``same`` (``case_collide`` and
-``non_utf8_name``: only ``error``; picking one of two case-colliding files without a word, or
-skipping a file whose name cannot be decoded, is the silent failure the issue is about).
+``non_utf8_name`` and ``case_collide`` accept only ``error`` or ``same`` (``same`` happens when
+the adapter reads neither the original nor the mutated name, e.g. BCCD's ``trainval.txt``).
+``case_collide`` on an *image* accepts only ``error``: converting ``X.jpg`` next to ``X.JPG``
+without a word (either picked, or both kept as two samples) is the silent failure the issue is
+about, since the two cannot coexist on a case-insensitive file system.
 A bit flip in text is restricted to making the file invalid UTF-8 because a flip that turns a
 digit into another digit is a different, valid annotation that no reader can tell from the
 original; truncation of text is at line boundaries for the same reason (``0.2345`` cut to
@@ -502,6 +504,8 @@ def judge_success(case: Case, diff: Diff, rows_by_rel: dict[str, dict], truth, a
     """Outcome name and, for a failure, why (see the module docstring)."""
     import hashlib
 
+    if case.kind == "case_collide" and case.role == "image":
+        return "wrong", f"two images whose names differ only in case ({', '.join(case.names)}) converted without a word"
     if case.kind in ("case_collide", "non_utf8_name") and not diff.empty:
         return "wrong", f"converted without a word, differs from the truth: {diff}"
     if case.role == "image" and case.mutated_bytes is not None:
