@@ -87,6 +87,7 @@ def check_row(row: dict, shard_split: Optional[str] = None) -> list[tuple[str, s
         bad("split", f"row split {row['split']!r} stored in a {shard_split!r} shard")
     img = row.get("image") or {}
     data = img.get("bytes") or b""
+    st = None
     try:
         st = image_from_bytes(data, "stored image")
         if (st.width, st.height) != (W, H):
@@ -103,7 +104,8 @@ def check_row(row: dict, shard_split: Optional[str] = None) -> list[tuple[str, s
         except Exception as e:  # noqa: BLE001
             bad("image", f"stored JPEG's EXIF orientation cannot be restored ({type(e).__name__}: {e})")
             native = None
-        if native is not None and sha256_bytes(native) != row["image_sha256"]:
+        digest = st.sha256 if (st is not None and native is data) else (sha256_bytes(native) if native is not None else None)
+        if digest is not None and digest != row["image_sha256"]:
             bad("image", "stored image bytes do not match image_sha256 (the image was replaced or damaged "
                          "after conversion)")
     for t in row["tasks"]:
