@@ -139,3 +139,16 @@ def test_readers_refuse_fifos_and_devices(tmp_path):
                  lambda: read_regular_file("/dev/zero")):
         with pytest.raises(ImageDecodeError, match="not a regular file"):
             _with_alarm(call, 10)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400"])
+def test_voc_size_that_is_not_a_finite_integer_is_a_clean_error(tmp_path, value):
+    """``<width>inf</width>`` raised OverflowError out of the VOC reader (found by the fuzz test)."""
+    truth = get_adapter("bccd").fake(tmp_path / "raw" / "bccd", seed=1)
+    xml = sorted((truth.root / "Annotations").glob("*.xml"))[0]
+    text = xml.read_text()
+    start = text.index("<width>") + len("<width>")
+    xml.write_text(text[:start] + value + text[text.index("</width>"):])
+    with pytest.raises(ConversionError) as ei:
+        _convert("bccd", tmp_path / "raw", tmp_path / "out")
+    assert xml.name in str(ei.value) and "<width>" in str(ei.value)
