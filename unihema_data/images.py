@@ -7,9 +7,34 @@ integers up to 65535). Anything else (CMYK, float, 16-bit-per-channel colour, mu
 is refused with an error naming the file rather than silently degraded. ``image_sha256`` is
 always the hash of the *native* bytes.
 
-Integrity: every image is parsed and structurally verified; JPEG and GIF files are fully decoded
-unless they end with their end marker (a truncated file never does), so truncated downloads are
-caught at conversion time without decoding every healthy image.
+Integrity: every image is decoded once, fully, during conversion, and refused (with an error naming
+the file) when it does not decode cleanly:
+
+* before any pixel buffer is allocated, the size the header claims is checked against the file's
+  size: a format's best compression ratio bounds how many pixels a file of N bytes can hold
+  (JPEG ~190:1 and GIF ~1000:1 on a flat image; :data:`_MAX_RATIO` carries a 10x margin), so a
+  1 kB file claiming 19000x19000 is refused without a 1 GB allocation;
+* PNG: chunk CRCs (``verify``), then the zlib stream of the IDAT chunks is inflated (counted in
+  1 MiB steps, never held) and must end exactly at the size the header implies (Pillow silently
+  pads cut pixel data, and this bounds a forged header without any ratio guess), then a full
+  decode;
+* JPEG: a strict libjpeg-turbo decode (``simplejpeg``, ``strict=True``), which turns libjpeg's
+  *warnings* (bad Huffman code, premature end of data segment, extraneous bytes before a marker:
+  what a bit flip in the entropy-coded data produces) into errors; Pillow only logs them and
+  returns damaged pixels, even when the end-of-image marker is present;
+* GIF, WebP and everything re-encoded to PNG: a full Pillow decode.
+
+A bit flip that yields another *valid* coded value (e.g. a changed coefficient magnitude bit of a
+JPEG) is undetectable without a checksum and decodes to slightly different pixels; the stored
+bytes are then exactly the file's bytes (``image_sha256`` says which file that was).
+
+Cost (2 cores shared with other jobs, so numbers are noisy): on the benchmark's 640x480 JPEGs
+(50-100 kB) sha256 takes ~0.2 ms and the strict decode ~2 ms (1/8-scale output; ~4 ms at full
+size), so decoding costs ~10x hashing, *not* less. With ``num_proc=1`` a 300-image VOC corpus
+(``benchmarks/make_voc_corpus.py``) converted in 0.4-1.7 s without decoding, 1.9-6.4 s with the
+1/8-scale strict decode and 3.4-4.6 s with a full-size one (three runs each, interleaved, under
+load): roughly 2x the conversion time of this JPEG-only corpus. That is the price of refusing
+damaged pixels; it runs in the worker processes (``num_proc``).
 
 EXIF orientation: annotations of every source in the corpus are in the stored pixel frame, but
 ``datasets`` (and browsers) rotate images by their EXIF orientation tag on decode. A JPEG with an
@@ -21,12 +46,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+import simplejpeg
+from PIL import Image, ImageSequence, UnidentifiedImageError
 
 Image.MAX_IMAGE_PIXELS = 400_000_000  # large field-of-view scans are legitimate
 
@@ -54,35 +84,52 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def read_regular_file(path: Path | str, what: str = "file") -> bytes:
+    """The bytes of ``path``, refusing anything that is not a regular file (a FIFO would block a
+    plain ``read`` forever; a device could be endless): opened non-blocking, checked with
+    ``fstat`` on the open descriptor (no race with a swap of the path). Raises
+    :class:`ImageDecodeError` naming the file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ImageDecodeError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageDecodeError(f"{path}: not a regular file (a FIFO, device or socket); cannot read {what}")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as e:
+        raise ImageDecodeError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
 def load_image_for_storage(path: Path) -> StoredImage:
     """Read a native image file; verify it; keep or losslessly re-encode its bytes."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ImageDecodeError(f"{path}: cannot read image file: {e.strerror or e}") from None
-    return image_from_bytes(data, str(path))
+    return image_from_bytes(read_regular_file(path, "image file"), str(path))
 
 
 def image_from_bytes(data: bytes, name: str) -> StoredImage:
+    """Verify and fully decode ``data`` (see the module docstring); keep or re-encode its bytes.
+    Raises :class:`ImageDecodeError` naming ``name`` for anything that does not decode cleanly."""
     digest = sha256_bytes(data)
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt = (im.format or "").upper()
             width, height = im.size
             orientation = _orientation_from_info(im)  # header only: verify() must come before any load
+            _check_claimed_size(fmt, width, height, len(im.getbands()), len(data), name)
             if fmt in BROWSER_FORMATS:
-                im.verify()  # structural check (chunk CRCs for PNG) without a full decode
-        with Image.open(io.BytesIO(data)) if fmt not in BROWSER_FORMATS or orientation not in (None, 1) \
-                else _NullContext() as im:
-            if fmt in BROWSER_FORMATS and (orientation in (None, 1) or fmt == "JPEG"):
-                if not _has_end_marker(fmt, data):
-                    with Image.open(io.BytesIO(data)) as full:
-                        full.load()  # raises on a truncated file
-                flags = []
-                if orientation not in (None, 1):
-                    data = _reset_jpeg_orientation(data, name)
-                    flags.append(f"exif_orientation_reset:{orientation}")
-                return StoredImage(data, digest, width, height, fmt, False, flags)
+                im.verify()  # structural check (chunk CRCs for PNG)
+        if fmt in BROWSER_FORMATS and (orientation in (None, 1) or fmt == "JPEG"):
+            _full_decode(fmt, data, width, height, name)
+            flags = []
+            if orientation not in (None, 1):
+                data = _reset_jpeg_orientation(data, name)
+                flags.append(f"exif_orientation_reset:{orientation}")
+            return StoredImage(data, digest, width, height, fmt, False, flags)
+        with Image.open(io.BytesIO(data)) as im:
             if getattr(im, "n_frames", 1) > 1:
                 raise ImageDecodeError(f"{name}: {fmt} file has {im.n_frames} pages/frames; "
                                        "the adapter must say which one is the image")
@@ -92,17 +139,98 @@ def image_from_bytes(data: bytes, name: str) -> StoredImage:
     except ImageDecodeError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            struct.error, EOFError) as e:
+            struct.error, EOFError, zlib.error, MemoryError) as e:
         raise ImageDecodeError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
     return StoredImage(png, digest, width, height, fmt, True, flags)
 
 
-class _NullContext:
-    def __enter__(self):
-        return None
+#: largest plausible (decoded bytes) / (file bytes) per format, 10x above the best a real encoder
+#: reaches on a flat image (JPEG ~190:1, GIF's LZW ~1000:1); PNG is bounded exactly by its
+#: inflated size instead (:func:`_check_png_stream`), WebP lossless has no useful bound
+_MAX_RATIO = {"JPEG": 2_000, "GIF": 15_000}
 
-    def __exit__(self, *exc):
-        return False
+
+def _check_claimed_size(fmt: str, width: int, height: int, bands: int, nbytes: int, name: str) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"{name}: header claims an empty {width}x{height} image")
+    limit = _MAX_RATIO.get(fmt)
+    if limit and width * height * bands > limit * nbytes + 65_536:
+        raise ImageDecodeError(
+            f"{name}: {fmt} header claims {width}x{height} pixels, which {nbytes:,} bytes of file cannot "
+            "hold (truncated file or forged header)")
+
+
+def _full_decode(fmt: str, data: bytes, width: int, height: int, name: str) -> None:
+    """Decode every pixel of a stored-as-is image; raise :class:`ImageDecodeError` on any damage."""
+    if fmt == "JPEG":
+        try:
+            h, w, colorspace, _sub = simplejpeg.decode_jpeg_header(data)
+            out = colorspace if colorspace in ("GRAY", "CMYK") else "RGB"
+            # 1/8-scale output: every coefficient is still entropy-decoded (where damage shows:
+            # same refusals as a full decode on 900 flipped/cut files), the IDCT, upsampling
+            # and colour conversion of full-size pixels are skipped (about half the time)
+            simplejpeg.decode_jpeg(data, colorspace=out, strict=True, min_height=1, min_width=1, min_factor=8)
+        except ValueError as e:
+            raise ImageDecodeError(f"{name}: damaged JPEG data ({e})") from None
+        if (w, h) != (width, height):
+            raise ImageDecodeError(f"{name}: JPEG frame is {w}x{h} but Pillow reads {width}x{height}")
+        return
+    if fmt == "PNG":
+        _check_png_stream(data, name)
+    with Image.open(io.BytesIO(data)) as im:
+        for _frame in ImageSequence.Iterator(im):
+            im.load()
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_raw_size(width: int, height: int, depth: int, color: int, interlace: int) -> int:
+    """Bytes of the filtered scanlines the IHDR implies (one filter byte per row, per pass)."""
+    bits = depth * _PNG_CHANNELS[color]
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        pw, ph = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if pw > 0 and ph > 0:
+            total += ph * (1 + -(-(pw * bits) // 8))
+    return total
+
+
+def _check_png_stream(data: bytes, name: str) -> None:
+    """Inflate the IDAT stream and check it ends exactly where the IHDR says (Pillow pads cut
+    pixel data silently). Memory stays bounded: output is counted in 1 MiB steps, not kept."""
+    pos, ihdr, d, got, ended = 8, None, zlib.decompressobj(), 0, False
+    expected = None
+    step = 1 << 20
+    while pos + 8 <= len(data):
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if ctype == b"IHDR":
+            width, height, depth, color, _c, _f, interlace = struct.unpack(">IIBBBBB", body[:13])
+            if color not in _PNG_CHANNELS:
+                raise ImageDecodeError(f"{name}: PNG colour type {color} is invalid")
+            expected = _png_raw_size(width, height, depth, color, interlace)
+        elif ctype == b"IDAT" and expected is not None and not ended:
+            buf = body
+            while buf:
+                got += len(d.decompress(buf, step))
+                buf = d.unconsumed_tail
+                if got > expected:
+                    raise ImageDecodeError(f"{name}: PNG pixel data inflates to more than the {expected:,} "
+                                           "bytes its header implies")
+            ended = d.eof
+        elif ctype == b"IEND":
+            break
+    if expected is None:
+        raise ImageDecodeError(f"{name}: PNG without an IHDR chunk")
+    if not ended:
+        got += len(d.flush())
+    if not d.eof or got != expected:
+        raise ImageDecodeError(f"{name}: PNG pixel data is cut: {got:,} of the {expected:,} bytes its "
+                               f"header implies ({'stream ends early' if d.eof else 'zlib stream unterminated'})")
 
 
 def _orientation_from_info(im: Image.Image):
@@ -123,14 +251,6 @@ def _orientation(im: Image.Image):
         return im.getexif().get(_ORIENTATION)
     except Exception:  # noqa: BLE001 - a broken EXIF block is not an orientation
         return None
-
-
-def _has_end_marker(fmt: str, data: bytes) -> bool:
-    if fmt == "JPEG":
-        return data.rstrip(b"\x00")[-2:] == b"\xff\xd9"
-    if fmt == "GIF":
-        return data.rstrip(b"\x00")[-1:] == b"\x3b"
-    return True  # PNG: verify() reads every chunk up to IEND; WebP: RIFF size is checked on open
 
 
 def _to_png(im: Image.Image, fmt: str, name: str) -> bytes:
@@ -157,8 +277,23 @@ def _to_png(im: Image.Image, fmt: str, name: str) -> bytes:
     return buf.getvalue()
 
 
-def _reset_jpeg_orientation(data: bytes, name: str) -> bytes:
-    """Set the EXIF orientation tag of a JPEG to 1 in place (same length, pixels untouched)."""
+def native_bytes(stored: bytes, qc_flags, name: str = "image") -> Optional[bytes]:
+    """The native file's bytes recovered from a row's stored ``image`` bytes, so that
+    ``sha256(native_bytes(...)) == image_sha256`` can be checked; ``None`` when the image was
+    re-encoded (``reencoded_from:*``), whose native bytes are not kept. A JPEG whose orientation
+    was reset (``exif_orientation_reset:<n>``) gets tag value ``n`` back (the only 2 bytes changed)."""
+    flags = list(qc_flags or [])
+    if any(f.startswith("reencoded_from:") for f in flags):
+        return None
+    for f in flags:
+        if f.startswith("exif_orientation_reset:"):
+            return _reset_jpeg_orientation(stored, name, int(f.split(":", 1)[1]))
+    return stored
+
+
+def _reset_jpeg_orientation(data: bytes, name: str, value: int = 1) -> bytes:
+    """Set the EXIF orientation tag of a JPEG to ``value`` (default 1) in place (same length,
+    pixels untouched)."""
     pos = 2
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker, seglen = data[pos + 1], struct.unpack(">H", data[pos + 2:pos + 4])[0]
@@ -171,7 +306,7 @@ def _reset_jpeg_orientation(data: bytes, name: str) -> bytes:
                 entry = ifd + 2 + 12 * k
                 tag, typ = struct.unpack(endian + "HH", data[entry:entry + 4])
                 if tag == _ORIENTATION and typ == 3:
-                    value = struct.pack(endian + "H", 1)
+                    value = struct.pack(endian + "H", value)
                     return data[:entry + 8] + value + data[entry + 10:]
             break
         if marker in (0xD9, 0xDA):

@@ -26,6 +26,12 @@ from .splits import DEFAULT_SEED, grouped_split, normalize_split
 from .taxonomy import TaxonomyError, load_taxonomy
 
 
+#: adapters with ``mask_snap_stray_values`` snap undeclared mask values (brush edges) only when
+#: they cover at most this fraction of the mask's pixels; a mask made of more of them is refused
+#: (it is a different kind of mask, or a colour/antialiased export, not a few stray pixels)
+MASK_SNAP_MAX_FRACTION = 0.01
+
+
 class RowError(AdapterError):
     """A record could not be converted; the message names the file and the problem."""
 
@@ -161,7 +167,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
             raise RowError(f"{ctx.source}: {where}: object {i} has neither box, mask nor point")
         box, clipped = clip_coco(box, W, H)
         if clipped:  # the native box stays recoverable from the flag
-            native = ",".join(f"{float(v):g}" for v in ob.bbox) if ob.bbox is not None else ""
+            native = ",".join(_exact(v) for v in ob.bbox) if ob.bbox is not None else ""
             flags.append(f"clipped_box:{i}:{native}")
         if box[2] == 0 or box[3] == 0:
             flags.append(f"zero_area_box:{i}")
@@ -196,6 +202,13 @@ def _phashes(data: bytes, source: str, where: str) -> list[str]:
         raise RowError(f"{source}: {where}: cannot decode the image for its perceptual hash ({e})") from None
 
 
+def _exact(v) -> str:
+    """Shortest text that reads back as the same float (``:g`` kept only 6 digits: 0.3027343 became
+    0.302734 and 12345678901234567890 became 1.23457e+19, so the native box was not recoverable)."""
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def _map_attrs(tax, source: str, attrs: dict[str, Any], where: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in attrs.items():
@@ -226,6 +239,13 @@ def _semantic(sample: RawSample, ctx: SourceContext, tax, where: str, W: int, H:
     if stray:  # documented source quirk: snap to the nearest declared value, and say so
         levels = np.array(sorted(sample.mask_values))
         n = int(np.isin(native, stray).sum())
+        if n > MASK_SNAP_MAX_FRACTION * native.size:
+            raise RowError(
+                f"{ctx.source}: {mask_name}: {n} of {native.size} pixels ({n / native.size:.1%}) hold undeclared "
+                f"mask value(s) {stray[:10]}{'...' if len(stray) > 10 else ''} (expected one of "
+                f"{sorted(sample.mask_values)}); stray values are snapped only when they are at most "
+                f"{MASK_SNAP_MAX_FRACTION:.0%} of the mask: this is not the same kind of mask"
+            )
         snapped = levels[np.abs(levels[None, :] - np.array(stray)[:, None]).argmin(axis=1)]
         remap = np.arange(max(int(native.max()), int(levels.max())) + 1)
         remap[stray] = snapped

@@ -8,12 +8,26 @@ of equal length; RLE masks decode to the image size; semantic mask decodes to th
 values < ``len(mask_classes)``; labels, categories and mask classes in the taxonomy; attribute
 names/values in the taxonomy; tasks known and consistent with the annotations.
 
+Integrity of the stored bytes: every stored image is decoded strictly (the checks conversion
+applies, :func:`~unihema_data.images.image_from_bytes`), and when the stored bytes are the native
+file's bytes (no ``reencoded_from`` flag; an ``exif_orientation_reset:<n>`` JPEG gets its tag
+back first) their sha256 must equal ``image_sha256``: an image swapped for another valid image,
+or a byte flipped inside a stored image, is found. Semantic masks are checked the same way (PNG
+chunk CRCs and pixel-data length).
+
+Integrity of the folder: ``.unihema/manifest.json`` must be JSON of the expected shape; every
+source it lists must have its ``data/<source>/`` folder, and every data folder a manifest entry;
+shards are named ``<split>-IIIII-of-NNNNN.parquet`` with every index ``0..N-1`` present; the row
+count of each split equals the manifest's ``counts``; an unreadable shard (truncated, empty,
+damaged footer) is a finding, never a crash.
+
 Rows are read shard by shard, row group by row group (memory flat in dataset size); decoding runs
 on ``num_proc`` processes.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +37,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .boxes import box_inside
-from .images import decode
+from .images import ImageDecodeError, image_from_bytes, native_bytes, sha256_bytes
 from .masks import decode_rle, decode_semantic
 from .outdir import all_parquet_files, pending_commit, read_manifest
 from .schema import ARROW_SCHEMA, CLASS_NAMES, OBJECT_FIELDS, SCHEMA_VERSION, SPLITS, TASKS
@@ -72,14 +86,28 @@ def check_row(row: dict, shard_split: Optional[str] = None) -> list[tuple[str, s
     elif shard_split and row["split"] != shard_split:
         bad("split", f"row split {row['split']!r} stored in a {shard_split!r} shard")
     img = row.get("image") or {}
+    data = img.get("bytes") or b""
+    st = None
     try:
-        im = decode(img["bytes"])
-        if im.size != (W, H):
-            bad("image", f"image is {im.size[0]}x{im.size[1]}, row says {W}x{H}")
+        st = image_from_bytes(data, "stored image")
+        if (st.width, st.height) != (W, H):
+            bad("image", f"image is {st.width}x{st.height}, row says {W}x{H}")
+    except ImageDecodeError as e:
+        bad("image", f"image does not decode cleanly ({e})")
     except Exception as e:  # noqa: BLE001 - any decode failure is a finding
         bad("image", f"image does not decode ({type(e).__name__}: {e})")
-    if len(row.get("image_sha256", "")) != 64:
+    if len(row.get("image_sha256") or "") != 64:
         bad("image", "image_sha256 missing or malformed")
+    else:
+        try:
+            native = native_bytes(data, row.get("qc_flags"))
+        except Exception as e:  # noqa: BLE001
+            bad("image", f"stored JPEG's EXIF orientation cannot be restored ({type(e).__name__}: {e})")
+            native = None
+        digest = st.sha256 if (st is not None and native is data) else (sha256_bytes(native) if native is not None else None)
+        if digest is not None and digest != row["image_sha256"]:
+            bad("image", "stored image bytes do not match image_sha256 (the image was replaced or damaged "
+                         "after conversion)")
     for t in row["tasks"]:
         if t not in TASKS:
             bad("tasks", f"unknown task {t!r}")
@@ -118,6 +146,7 @@ def check_row(row: dict, shard_split: Optional[str] = None) -> list[tuple[str, s
     sm = row.get("semantic_mask")
     if sm and sm.get("bytes"):
         try:
+            image_from_bytes(sm["bytes"], "semantic mask")  # CRCs and pixel-data length
             arr = decode_semantic(sm["bytes"])
             if arr.shape != (H, W):
                 bad("mask", f"semantic mask is {arr.shape[1]}x{arr.shape[0]}, image is {W}x{H}")
@@ -174,6 +203,87 @@ def _row_batches(files: list[Path], report: ValidationReport) -> Iterator[tuple[
             yield rows, split, f
 
 
+_SHARD_RE = re.compile(r"^(?P<split>[a-z]+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.parquet$")
+
+
+def _num_rows(f: Path) -> Optional[int]:
+    """Rows of a shard from its footer; ``None`` when the file is not readable Parquet."""
+    try:
+        return pq.ParquetFile(f).metadata.num_rows
+    except Exception:  # noqa: BLE001 - reported by the row pass, with the reason
+        return None
+
+
+def _read_manifest(out: Path, report: ValidationReport) -> dict:
+    empty = {"schema_version": SCHEMA_VERSION, "sources": {}}
+    try:
+        manifest = read_manifest(out)
+    except (ValueError, UnicodeDecodeError) as e:
+        report.add("manifest", f"{out / '.unihema' / 'manifest.json'}: not valid JSON ({e})")
+        return empty
+    except OSError as e:
+        report.add("manifest", f"{out / '.unihema' / 'manifest.json'}: unreadable ({e})")
+        return empty
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("sources"), dict) or not all(
+            isinstance(m, dict) for m in manifest["sources"].values()):
+        report.add("manifest", f"{out / '.unihema' / 'manifest.json'}: not a manifest "
+                               "(expected an object with a 'sources' object of objects)")
+        return empty
+    return manifest
+
+
+def _check_layout(out: Path, manifest: dict, files: list[Path], shard_rows: dict[Path, Optional[int]],
+                  report: ValidationReport) -> None:
+    """Manifest <-> data folders, shard naming and completeness, manifest counts <-> shard rows."""
+    by_dir: dict[str, list[Path]] = defaultdict(list)
+    for f in files:
+        by_dir[f.parent.name].append(f)
+    data = out / "data"
+    dirs = {d.name for d in data.iterdir() if d.is_dir()} if data.is_dir() else set()
+    for sid, m in sorted(manifest["sources"].items()):
+        if sid not in dirs:
+            report.add("missing", f"data/{sid}/: listed in the manifest but missing (deleted?)")
+        elif not by_dir.get(sid):
+            report.add("missing", f"data/{sid}/: listed in the manifest but holds no shard")
+    for d in sorted(dirs - set(manifest["sources"])):
+        report.add("manifest", f"data/{d}/: has no manifest entry (an interrupted conversion, or a stale folder)")
+    for sid, shards in sorted(by_dir.items()):
+        groups: dict[str, list[tuple[int, int, Path]]] = defaultdict(list)
+        for f in shards:
+            m = _SHARD_RE.match(f.name)
+            if not m or m["split"] not in SPLITS:
+                report.add("file", f"{f}: not a shard name (<split>-IIIII-of-NNNNN.parquet)")
+                continue
+            groups[m["split"]].append((int(m["i"]), int(m["n"]), f))
+        rows_by_split: dict[str, Optional[int]] = {}
+        for split, items in sorted(groups.items()):
+            ns = {n for _i, n, _f in items}
+            if len(ns) != 1:
+                report.add("missing", f"data/{sid}/{split}-*: shards disagree on the shard total ({sorted(ns)})")
+                continue
+            (n,) = ns
+            have = {i for i, _n, _f in items}
+            lost = sorted(set(range(n)) - have)
+            if lost:
+                names = ", ".join(f"{split}-{i:05d}-of-{n:05d}.parquet" for i in lost[:5])
+                report.add("missing", f"data/{sid}/: {len(lost)} of {n} {split} shard(s) missing: {names}")
+            extra = sorted(have - set(range(n)))
+            if extra:
+                report.add("file", f"data/{sid}/: {split} shard index {extra[0]} is beyond -of-{n:05d}")
+            counts = [shard_rows.get(f) for _i, _n, f in items]
+            rows_by_split[split] = None if any(c is None for c in counts) else sum(counts)  # type: ignore[arg-type]
+        entry = manifest["sources"].get(sid)
+        want = entry.get("counts") if isinstance(entry, dict) else None
+        if isinstance(want, dict):
+            for split in sorted(set(want) | set(rows_by_split)):
+                got = rows_by_split.get(split, 0)
+                if got is None:
+                    continue  # an unreadable shard is reported by the row pass
+                if want.get(split, 0) != got:
+                    report.add("counts", f"data/{sid}/: {got} {split} rows in the shards, the manifest says "
+                                         f"{want.get(split, 0)}")
+
+
 def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> ValidationReport:
     """Check every row of ``out``; ``on_progress(rows_done, rows_total)`` is called per row group."""
     out = Path(out)
@@ -185,12 +295,14 @@ def validate(out: Path | str, num_proc: int = 1, on_progress=None) -> Validation
     pending = pending_commit(out)
     if pending:  # new shards may sit under an old manifest until the commit is finished
         report.add("manifest", pending)
-    manifest = read_manifest(out)
+    manifest = _read_manifest(out, report)
     kinds = {s: m.get("kind", "source") for s, m in manifest["sources"].items()}
     split_of_sha: dict[str, tuple[str, str]] = {}
     ids: set[str] = set()
 
-    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files) if on_progress else 0
+    shard_rows = {f: _num_rows(f) for f in files}
+    _check_layout(out, manifest, files, shard_rows, report)
+    total = sum(n for n in shard_rows.values() if n is not None)
 
     def bookkeeping(rows: list[dict], f: Path) -> None:
         source_kind = kinds.get(f.parent.name, "source")

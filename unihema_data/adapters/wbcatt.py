@@ -169,7 +169,8 @@ class WBCAttAdapter(Adapter):
         orphans = sorted(set(second) - known)
         if orphans:
             raise CorruptInputError(
-                f"{root / REANNOTATION}: {len(orphans)} re-annotated image(s) are in no split CSV, e.g. {orphans[0]}"
+                f"{root / REANNOTATION}: {len(orphans)} re-annotated image(s) are in no split CSV "
+                f"({', '.join(split_csv_name(s) for s in SPLITS)}), e.g. {orphans[0]}"
             )
         out = []
         for split, table, row in rows:

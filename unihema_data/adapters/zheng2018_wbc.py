@@ -46,7 +46,6 @@ Evidence: research note ``datasets-segmentation.md`` §8; real sample
 """
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from typing import Iterator
@@ -60,9 +59,8 @@ from . import _synthetic as syn
 from .base import CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawSample
 from .families import FileRecord, ImageMaskPairAdapter
 
-log = logging.getLogger(__name__)
 
-SUBSET_RE = re.compile(r"^Dataset (\d+)$")
+SUBSET_RE = re.compile(r"^Dataset ([0-9]+)$")
 HEADERS = (("image ID", "class label"), ("image ID", "class"))
 MASK_VALUES = {0: "background", 128: "cytoplasm", 255: "nucleus"}
 

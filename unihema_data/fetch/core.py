@@ -29,7 +29,7 @@ import requests
 import yaml
 
 from ..catalog import Catalog, DatasetEntry
-from .download import Target, download_file, file_hashes, make_progress
+from .download import Target, download_file, file_hashes, make_progress, redact_url
 from .errors import FetchError, ManualDownloadRequired, UnsafeArchiveError, VerificationError
 from .extract import UNSUPPORTED, _safe_rel, archive_kind, extract_archive
 from .lock import MARKER_NAME, LockFile, atomic_write_json, exclusive, now
@@ -94,6 +94,7 @@ class Fetcher:
         self.register = register_checksums
         self.env = dict(os.environ) if env is None else dict(env)
         self.ctx = Context(self.settings, self.session, self.env, log)
+        self._names: dict[str, list[str]] = {}  # file names of the source being fetched
 
     def raw_dir(self, sid: str) -> Path:
         return self.root / "raw" / sid
@@ -191,6 +192,7 @@ class Fetcher:
             self.log(f"{sid}: FAILED: {e}")
             res.errors.append(str(e))
             return res
+        self._names[sid] = [f.name for f in files]
         unpinned = [f.name for f in files if not f.pinned and not lock.file(sid, f.name)]
         if unpinned:
             self.log(f"  note: the catalog does not pin size+sha256 for {', '.join(unpinned)} yet; they will be "
@@ -317,8 +319,12 @@ class Fetcher:
         if prev.get("sha256") == digest and prev.get("extracted") == kind and target_dir.is_dir():
             info["extracted"] = kind
             return info
+        # nothing extracted may land on the marker, a downloaded file or a partial download
+        reserved = [MARKER_NAME] + [n + suf for n in self._names.get(sid, [f.name]) for suf in ("", ".part", ".part.json")]
+        reserved = [r for r in (_rel_to(raw / r, target_dir) for r in reserved) if r]
         res = extract_archive(src, target_dir, kind, max_bytes=self.settings.max_extract_bytes,
-                              max_members=self.settings.max_members)
+                              max_members=self.settings.max_members, max_ratio=self.settings.max_extract_ratio,
+                              reserved=reserved)
         self.log(f"  {f.name}: extracted {res.members:,} members ({res.bytes:,} bytes) into {target_dir}/")
         info["extracted"] = kind
         return info
@@ -329,7 +335,7 @@ class Fetcher:
         existing = {}
         old = path.exists() and yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for d in old.get("datasets", []) if isinstance(old, dict) else []:
-            existing[d.get("id")] = d
+            existing[d.get("id")] = _redact_entry(d)
         for sid, files in registered.items():
             entry = self.catalog.get(sid).model_dump(mode="json")
             have = {f["name"] for f in entry["files"]}
@@ -338,9 +344,11 @@ class Fetcher:
                     fd["size"], fd["sha256"] = files[fd["name"]]["size"], files[fd["name"]]["sha256"]
             if not have:  # file list came from the host: record it
                 entry["files"] = [{"name": n, **v} for n, v in files.items()]
-            existing[sid] = entry
+            existing[sid] = _redact_entry(entry)
         text = ("# Sizes and sha256 registered by 'unihema-data fetch --register-checksums' on first download.\n"
                 "# Review, then copy the values into catalog.yaml or pass this file with --catalog.\n"
+                "# URLs are redacted like the logs (no user:password, no query values such as tokens):\n"
+                "# copy the size/sha256 values, not the URLs.\n"
                 + yaml.safe_dump({"version": 1, "datasets": list(existing.values())}, sort_keys=False,
                                  allow_unicode=True))
         tmp = path.with_suffix(".yaml.tmp")
@@ -398,6 +406,32 @@ class Fetcher:
                 state, detail = "missing", ""
             rows.append(StatusRow(sid, entry.access, state, present, total, detail))
         return rows
+
+
+def _redact_entry(entry: dict) -> dict:
+    """A catalog entry (as a dict) with every URL redacted like the logs (:func:`redact_url`)."""
+    out = dict(entry)
+    for key in ("homepage",):
+        if isinstance(out.get(key), str) and "://" in out[key]:
+            out[key] = redact_url(out[key])
+    files = []
+    for f in out.get("files") or []:
+        f = dict(f)
+        if isinstance(f.get("url"), str):
+            f["url"] = redact_url(f["url"])
+        if isinstance(f.get("mirrors"), list):
+            f["mirrors"] = [redact_url(m) if isinstance(m, str) else m for m in f["mirrors"]]
+        files.append(f)
+    if "files" in out:
+        out["files"] = files
+    return out
+
+
+def _rel_to(path: Path, folder: Path) -> Optional[str]:
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return None
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:

@@ -258,6 +258,22 @@ class _Transfer:
             return 0
         return off
 
+    def _changed_upstream(self, url: str, r: requests.Response, total: Optional[int]) -> str:
+        """Why a 206 answer cannot be appended to the ``.part`` ("" when it can): its validators
+        or total size differ from those the partial download was started with, or (file pinned by
+        no checksum) it carries no validator to compare at all."""
+        v = self._validators(url)
+        etag, lm = r.headers.get("ETag"), r.headers.get("Last-Modified")
+        if v.get("etag") and etag and etag != v["etag"]:
+            return f"ETag {v['etag']} -> {etag}"
+        if v.get("last_modified") and lm and lm != v["last_modified"]:
+            return f"Last-Modified {v['last_modified']} -> {lm}"
+        if v.get("total") is not None and total is not None and total != v["total"]:
+            return f"size {v['total']:,} -> {total:,} bytes"
+        if not (etag or lm) and not (self.t.sha256 or self.t.host_checksums):
+            return "the range answer has no ETag/Last-Modified and no checksum pins the file"
+        return ""
+
     def _hash_existing(self, hs: dict) -> None:
         with open(self.part, "rb") as f:
             while True:
@@ -311,6 +327,11 @@ class _Transfer:
                 if start != offset:
                     _discard(self.part, self.meta)
                     raise _Restart(f"server answered a different range (asked {offset}, got {start})")
+                changed = self._changed_upstream(url, r, total)
+                if changed:
+                    # a server that ignores If-Range sends the rest of the *new* file: never splice
+                    _discard(self.part, self.meta)
+                    raise _Restart(f"the file changed upstream since the partial download ({changed})")
                 mode = "ab"
                 self.resumed = True
                 expected_total = total
@@ -356,7 +377,8 @@ class _Transfer:
                     # the URL may carry credentials or signed tokens: keep it redacted, match by hash
                     self.meta.write_text(json.dumps({"url": redact_url(url), "url_sha256": _url_key(url),
                                                      "etag": r.headers.get("ETag"),
-                                                     "last_modified": r.headers.get("Last-Modified")}))
+                                                     "last_modified": r.headers.get("Last-Modified"),
+                                                     "total": expected_total}))
                 self._check_space(expected_total, offset)
                 hs = {a: hashlib.new(a) for a in algos}
                 if mode == "ab":

@@ -10,6 +10,13 @@ and tar alike; tar additionally goes through Python's ``filter='data'`` when ava
 * no device files, FIFOs or sockets;
 * at most ``max_members`` members and ``max_bytes`` uncompressed bytes (the byte count
   is also enforced while writing, so lying zip headers cannot exceed it);
+* at most ``max_ratio`` uncompressed bytes per byte of archive (plus 64 MiB of slack for tiny
+  archives): a zip bomb (1 MB expanding to 1 GiB) is refused even under a generous byte limit.
+  The effective ceiling is therefore relative to the archive's size, which fetch has verified
+  against the catalog's expected size before extracting;
+* no member may land on a ``reserved`` path of the target (the fetch completion marker, the
+  downloaded archive itself, partial downloads) nor be named like the toolkit's own
+  ``.unihema*`` files: an archive cannot mark a failed fetch complete or overwrite itself;
 * extraction goes to a staging folder next to the target and is moved into place only
   when the whole archive extracted cleanly; a failed extraction leaves nothing behind.
 
@@ -29,7 +36,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Optional
+from typing import Iterable, Optional
 
 from .errors import FetchError, UnsafeArchiveError
 
@@ -89,9 +96,12 @@ def _inside(root: Path, path: Path) -> None:
         raise UnsafeArchiveError(f"member would be written outside the target: {path}") from None
 
 
+RATIO_SLACK = 64 << 20
+
+
 class _Budget:
-    def __init__(self, max_bytes: int, archive: Path):
-        self.left, self.max, self.archive = max_bytes, max_bytes, archive
+    def __init__(self, max_bytes: int, archive: Path, why: str = ""):
+        self.left, self.max, self.archive, self.why = max_bytes, max_bytes, archive, why
         self.used = 0
 
     def take(self, n: int) -> None:
@@ -99,7 +109,28 @@ class _Budget:
         self.used += n
         if self.left < 0:
             raise UnsafeArchiveError(f"{self.archive.name}: more than {self.max:,} uncompressed bytes "
-                                     f"(limit; raise UNIHEMA_MAX_EXTRACT_BYTES if this archive is genuine)")
+                                     f"({self.why or 'limit; raise UNIHEMA_MAX_EXTRACT_BYTES if this archive is genuine'})")
+
+
+def _ceiling(archive: Path, max_bytes: int, max_ratio: Optional[float]) -> tuple[int, str]:
+    """Effective byte limit: ``max_bytes``, lowered to ``max_ratio`` x the archive's size (+slack)."""
+    if not max_ratio:
+        return max_bytes, ""
+    rel = int(max_ratio * archive.stat().st_size) + RATIO_SLACK
+    if rel < max_bytes:
+        return rel, (f"expands more than {max_ratio:g}x its {archive.stat().st_size:,} bytes: a zip bomb? "
+                     "raise UNIHEMA_MAX_EXTRACT_RATIO if this archive is genuine")
+    return max_bytes, ""
+
+
+def _check_reserved(archive: Path, name: str, rel: Optional[PurePosixPath],
+                    reserved: frozenset[PurePosixPath]) -> None:
+    if rel is None:
+        return
+    if any(part.startswith(".unihema") for part in rel.parts) or rel in reserved:
+        raise UnsafeArchiveError(f"{archive.name}: member {name!r} would overwrite a file fetch keeps there "
+                                 "(completion marker, downloaded archive or partial download); refusing "
+                                 "the archive (set extract_to in the catalog to extract it into a sub-folder)")
 
 
 def _copy(src, dst: Path, budget: _Budget) -> None:
@@ -118,7 +149,8 @@ def _check_count(n: int, max_members: int, archive: Path) -> None:
                                  f"(raise UNIHEMA_MAX_MEMBERS if this archive is genuine)")
 
 
-def _extract_zip(archive: Path, staging: Path, max_bytes: int, max_members: int) -> ExtractResult:
+def _extract_zip(archive: Path, staging: Path, max_bytes: int, max_members: int,
+                 reserved: frozenset = frozenset(), why: str = "") -> ExtractResult:
     if not zipfile.is_zipfile(archive):
         raise FetchError(f"{archive.name} is not a valid zip archive (an HTML page or a truncated file?)")
     with zipfile.ZipFile(archive) as zf:
@@ -128,6 +160,7 @@ def _extract_zip(archive: Path, staging: Path, max_bytes: int, max_members: int)
         declared = 0
         for info in infos:
             rel = _safe_rel(info.filename)
+            _check_reserved(archive, info.filename, rel, reserved)
             mode = info.external_attr >> 16
             ftype = stat.S_IFMT(mode) if info.create_system == 3 else 0  # unix attributes only
             if ftype in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
@@ -142,8 +175,8 @@ def _extract_zip(archive: Path, staging: Path, max_bytes: int, max_members: int)
                 plan.append((info, rel, link))
         if declared > max_bytes:
             raise UnsafeArchiveError(f"{archive.name}: {declared:,} uncompressed bytes declared, more than the "
-                                     f"limit of {max_bytes:,} (raise UNIHEMA_MAX_EXTRACT_BYTES if genuine)")
-        budget = _Budget(max_bytes, archive)
+                                     f"limit of {max_bytes:,} ({why or 'raise UNIHEMA_MAX_EXTRACT_BYTES if genuine'})")
+        budget = _Budget(max_bytes, archive, why)
         for info, rel, link in plan:
             dst = staging / rel
             _inside(staging, dst.parent if link else dst)
@@ -160,7 +193,8 @@ def _extract_zip(archive: Path, staging: Path, max_bytes: int, max_members: int)
         return ExtractResult("zip", len(plan), budget.used)
 
 
-def _extract_tar(archive: Path, staging: Path, kind: str, max_bytes: int, max_members: int) -> ExtractResult:
+def _extract_tar(archive: Path, staging: Path, kind: str, max_bytes: int, max_members: int,
+                 reserved: frozenset = frozenset(), why: str = "") -> ExtractResult:
     mode = {"tar": "r:", "tar.gz": "r:gz", "tar.bz2": "r:bz2", "tar.xz": "r:xz"}.get(kind, "r:*")
     if not tarfile.is_tarfile(archive):
         raise FetchError(f"{archive.name} is not a valid tar archive (an HTML page or a truncated file?)")
@@ -172,6 +206,7 @@ def _extract_tar(archive: Path, staging: Path, kind: str, max_bytes: int, max_me
             if len(members) >= max_members:
                 _check_count(len(members) + 1, max_members, archive)
             rel = _safe_rel(m.name)
+            _check_reserved(archive, m.name, rel, reserved)
             if m.ischr() or m.isblk() or m.isfifo() or m.isdev():
                 raise UnsafeArchiveError(f"{archive.name}: member {m.name!r} is a device/FIFO")
             if m.issym():
@@ -188,7 +223,7 @@ def _extract_tar(archive: Path, staging: Path, kind: str, max_bytes: int, max_me
             total += m.size if m.isfile() else 0
             if total > max_bytes:
                 raise UnsafeArchiveError(f"{archive.name}: more than {max_bytes:,} uncompressed bytes "
-                                         f"(limit; raise UNIHEMA_MAX_EXTRACT_BYTES if genuine)")
+                                         f"({why or 'limit; raise UNIHEMA_MAX_EXTRACT_BYTES if genuine'})")
             if rel is not None:
                 members.append(m)
                 if m.isfile():
@@ -201,9 +236,11 @@ def _extract_tar(archive: Path, staging: Path, kind: str, max_bytes: int, max_me
         return ExtractResult(kind, len(members), total)
 
 
-def _extract_gz(archive: Path, staging: Path, max_bytes: int) -> ExtractResult:
+def _extract_gz(archive: Path, staging: Path, max_bytes: int, reserved: frozenset = frozenset(),
+                why: str = "") -> ExtractResult:
     name = archive.name[:-3] if archive.name.lower().endswith(".gz") else archive.name + ".out"
-    budget = _Budget(max_bytes, archive)
+    _check_reserved(archive, name, PurePosixPath(name), reserved)
+    budget = _Budget(max_bytes, archive, why)
     with gzip.open(archive, "rb") as src:
         _copy(src, staging / name, budget)
     return ExtractResult("gz", 1, budget.used)
@@ -225,8 +262,11 @@ def _merge_into(src: Path, dst: Path) -> None:
 
 
 def extract_archive(archive: Path, target: Path, kind: str = "auto", *, max_bytes: int = 200 << 30,
-                    max_members: int = 2_000_000) -> ExtractResult:
-    """Safely extract ``archive`` into ``target`` (created). See the module docstring for the checks."""
+                    max_members: int = 2_000_000, max_ratio: Optional[float] = 250.0,
+                    reserved: Iterable[str] = ()) -> ExtractResult:
+    """Safely extract ``archive`` into ``target`` (created). See the module docstring for the checks.
+    ``reserved``: paths relative to ``target`` that no member may be extracted to."""
+    reserved_set = frozenset(PurePosixPath(r) for r in reserved)
     kind = archive_kind(archive.name, kind)
     if kind == "none":
         return ExtractResult("none", 0, 0)
@@ -238,13 +278,14 @@ def extract_archive(archive: Path, target: Path, kind: str = "auto", *, max_byte
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
+    max_bytes, why = _ceiling(archive, max_bytes, max_ratio)
     try:
         if kind == "zip":
-            res = _extract_zip(archive, staging, max_bytes, max_members)
+            res = _extract_zip(archive, staging, max_bytes, max_members, reserved_set, why)
         elif kind.startswith("tar"):
-            res = _extract_tar(archive, staging, kind, max_bytes, max_members)
+            res = _extract_tar(archive, staging, kind, max_bytes, max_members, reserved_set, why)
         elif kind == "gz":
-            res = _extract_gz(archive, staging, max_bytes)
+            res = _extract_gz(archive, staging, max_bytes, reserved_set, why)
         else:
             raise FetchError(f"{archive.name}: unknown archive kind {kind!r}")
         _merge_into(staging, target)

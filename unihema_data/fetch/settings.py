@@ -18,6 +18,8 @@ resolvers at a local server on 127.0.0.1:
 ``UNIHEMA_FETCH_TIMEOUT``  connect/read timeout in seconds (default 60)
 ``UNIHEMA_MAX_EXTRACT_BYTES``  total uncompressed bytes allowed per archive (default 200 GiB)
 ``UNIHEMA_MAX_MEMBERS``    members allowed per archive (default 2,000,000)
+``UNIHEMA_MAX_EXTRACT_RATIO``  uncompressed bytes allowed per byte of archive (default 250; the
+                           effective ceiling is ``min(MAX_EXTRACT_BYTES, ratio x archive size + 64 MiB)``)
 =========================  ===============================================================
 """
 from __future__ import annotations
@@ -46,6 +48,7 @@ class FetchSettings:
     chunk_size: int = 1 << 20
     max_extract_bytes: int = 200 << 30
     max_members: int = 2_000_000
+    max_extract_ratio: float = 250.0
     progress: bool = True
     kaggle_config_dir: Optional[str] = None
 
@@ -63,6 +66,7 @@ class FetchSettings:
         "timeout": "UNIHEMA_FETCH_TIMEOUT",
         "max_extract_bytes": "UNIHEMA_MAX_EXTRACT_BYTES",
         "max_members": "UNIHEMA_MAX_MEMBERS",
+        "max_extract_ratio": "UNIHEMA_MAX_EXTRACT_RATIO",
     }
 
     @classmethod

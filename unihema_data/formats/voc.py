@@ -69,6 +69,8 @@ def _int(node, tag: str, path: Path) -> Optional[int]:
         return int(float(txt))
     except ValueError:
         raise CorruptInputError(f"{path}: <{tag}> is not a number: {txt!r}") from None
+    except OverflowError:  # int(float("inf"))
+        raise CorruptInputError(f"{path}: <{tag}> is not finite: {txt!r}") from None
 
 
 def _float(node, tag: str, path: Path, i: int) -> float:
