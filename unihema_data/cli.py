@@ -232,6 +232,10 @@ def _register_optional() -> None:
         from .textsets.cli import generate_app
 
         app.add_typer(generate_app, name="generate")
+    if present("fiftyone_cli"):  # browse, to-fiftyone, from-fiftyone, undo-curation (FiftyOne imported lazily)
+        from .fiftyone_cli import register
+
+        register(app)
 
 
 _register_optional()
