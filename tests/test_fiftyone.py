@@ -206,6 +206,41 @@ def test_load_matches_the_corpus(fo, corpus):
 
 
 @needs_fo
+def test_bulk_documents_read_back_like_fiftyone_samples(fo, corpus, tmp_path):
+    """The fast path writes FiftyOne's document layout itself: FiftyOne must read it back exactly
+    as it reads samples added through its own API."""
+    from unihema_data.fiftyone_io import to_fiftyone
+
+    srcs = ["synthpts", "zheng2018_wbc", "leukemiaattri", "wbcatt"]
+    a, _ = to_fiftyone(corpus, _name("bulk"), sources=srcs, engine="bulk", media_dir=tmp_path)
+    b, _ = to_fiftyone(corpus, _name("samples"), sources=srcs, engine="samples", media_dir=tmp_path)
+    skip = {"id", "created_at", "last_modified_at"}
+    schema_a = {k: str(v) for k, v in a.get_field_schema(flat=True).items() if k not in skip and not k.endswith(".id")}
+    schema_b = {k: str(v) for k, v in b.get_field_schema(flat=True).items() if k not in skip and not k.endswith(".id")}
+    assert schema_a == schema_b
+    assert a.media_type == b.media_type == "image"
+
+    def dump(ds):
+        res = {}
+        for s in ds.iter_samples():
+            d = s.to_dict()
+            for k in ("_id", "created_at", "last_modified_at", "_rand", "_dataset_id", "_media_type"):
+                d.pop(k, None)
+            for f in ("label", "segmentation"):
+                if d.get(f):
+                    d[f].pop("_id")
+            for f, key in (("detections", "detections"), ("keypoints", "keypoints")):
+                for lab in (d.get(f) or {}).get(key, []):
+                    lab.pop("_id")
+            res[s.unihema_id] = d
+        return res
+
+    da, db = dump(a), dump(b)
+    assert da == db and len(da) == len(a) > 10
+    assert a.count("detections.detections.mask") == 3 and a.count("keypoints.keypoints") == 3
+
+
+@needs_fo
 def test_reload_is_incremental_and_media_written_once(fo, work):
     from unihema_data.fiftyone_io import to_fiftyone
 
