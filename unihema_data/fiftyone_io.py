@@ -307,24 +307,32 @@ def _semantic_path(row: dict, data: bytes, media: MediaStore, mask_ids: dict[str
 
 
 def _declare_schema(fo, ds) -> None:
-    import fiftyone.core.fields as fof
-
-    for k in _STRING_FIELDS:
-        if k not in ds.get_field_schema():
-            ds.add_sample_field(k, fof.StringField)
-    for k in _LIST_FIELDS:
-        if k not in ds.get_field_schema():
-            ds.add_sample_field(k, fof.ListField, subfield=fof.StringField)
-    for k, cls in (("label", fo.Classification), ("detections", fo.Detections), ("keypoints", fo.Keypoints),
-                   ("segmentation", fo.Segmentation)):
-        if k not in ds.get_field_schema():
-            ds.add_sample_field(k, fof.EmbeddedDocumentField, embedded_doc_type=cls)
-    if "attributes" not in ds.get_field_schema():
-        ds.add_sample_field("attributes", fof.EmbeddedDocumentField, embedded_doc_type=fo.DynamicEmbeddedDocument)
+    """Declare every field once, through one prototype sample (one schema merge instead of one
+    reload per ``add_sample_field``), then the class and mask-target tables."""
+    schema = ds.get_field_schema()
+    wanted = (*_STRING_FIELDS, *_LIST_FIELDS, "label", "detections", "keypoints", "segmentation", "attributes")
+    if any(k not in schema for k in wanted):
+        proto = fo.Sample(filepath="/unihema-schema-prototype.png")
+        for k in _STRING_FIELDS:
+            proto[k] = ""
+        for k in _LIST_FIELDS:
+            proto[k] = [""]
+        proto["label"] = fo.Classification(label="")
+        proto["detections"] = fo.Detections(detections=[])
+        proto["keypoints"] = fo.Keypoints(keypoints=[])
+        proto["segmentation"] = fo.Segmentation(mask_path="")
+        proto["attributes"] = fo.DynamicEmbeddedDocument()
+        ds.add_sample(proto, expand_schema=True)
+        ds.delete_samples(proto)
     names = list(load_taxonomy().class_names())
-    ds.default_classes = names
-    ds.classes = {"label": names, "detections": names, "keypoints": names}
-    ds.mask_targets = {"segmentation": dict(enumerate(mask_class_table()))}
+    if ds.default_classes != names:
+        ds.default_classes = names
+    classes = {"label": names, "detections": names, "keypoints": names}
+    if ds.classes != classes:
+        ds.classes = classes
+    targets = {"segmentation": dict(enumerate(mask_class_table()))}
+    if ds.mask_targets != targets:
+        ds.mask_targets = targets
 
 
 # ------------------------------------------------------------------------------------ loading
