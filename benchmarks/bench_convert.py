@@ -631,6 +631,11 @@ def main(argv: list[str] | None = None) -> int:
         analysis = HERE / "ANALYSIS.md"
         if analysis.exists():  # hand-written findings (profile, suggestions), dated inside
             text += "\n" + analysis.read_text(encoding="utf-8")
+        if a.results.exists():  # sections other benchmarks own (e.g. bench_fiftyone.py) survive a rerun
+            import re
+
+            kept = re.findall(r"<!-- keep:begin [\w-]+ -->.*?<!-- keep:end [\w-]+ -->", a.results.read_text(encoding="utf-8"), re.S)
+            text = text.rstrip("\n") + "".join("\n\n" + k for k in kept) + "\n"
         a.results.parent.mkdir(parents=True, exist_ok=True)
         a.results.write_text(text, encoding="utf-8")
         print(text.split("<!-- raw runs -->")[0])
