@@ -193,10 +193,16 @@ def apply_curation(out: Path | str, edits: Iterable[Edit], actor: str = "unknown
             plan = _plan(out, by_id, report)
             if not plan:
                 return report
-            for folder in sorted(plan):
-                _rewrite_folder(out, folder, by_id, batch, actor, report)
-                report.folders.append(folder)
-            write_card(out)
+            try:
+                for folder in sorted(plan):
+                    _rewrite_folder(out, folder, by_id, batch, actor, report)
+                    report.folders.append(folder)
+            except BaseException:
+                _drop_history(out / HISTORY / batch, keep=report.folders)
+                raise
+            finally:
+                if report.folders:
+                    write_card(out)
     except Timeout:
         raise CurationError(f"{out}: another write-back holds {out / LOCK}; try again when it has finished") from None
     except OSError as e:
@@ -239,6 +245,21 @@ def _snapshot(out: Path, folder: str, dest: Path) -> None:
     if ex.exists():
         (dest / "excluded").mkdir(parents=True, exist_ok=True)
         shutil.copy2(ex, dest / "excluded" / ex.name)
+
+
+def _drop_history(hist: Path, keep: list[str]) -> None:
+    """After a failed batch: forget the snapshots of the folders it did not change."""
+    if not keep:
+        shutil.rmtree(hist, ignore_errors=True)
+        return
+    meta_path = hist / "batch.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    for folder in list(meta["manifest_entries"]):
+        if folder not in keep:
+            shutil.rmtree(hist / "data" / folder, ignore_errors=True)
+            (hist / "excluded" / f"{folder}.parquet").unlink(missing_ok=True)
+            del meta["manifest_entries"][folder]
+    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _write_excluded(path: Path, rows: list[dict]) -> Optional[Path]:
