@@ -70,12 +70,20 @@ def browse_command(
     console.print(f"FiftyOne App serving {ds.name} at http://127.0.0.1:{session.server_port} (Ctrl-C to stop).\n"
                   f"Write curation back with: unihema-data from-fiftyone {ds.name} --into {out}",
                   markup=False, soft_wrap=True)
+    import signal
+
+    def _stop(signum, frame):  # SIGTERM (e.g. from a process manager) stops like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     try:
         session.wait(-1)
     except KeyboardInterrupt:
         pass
     finally:
         session.close()
+        console.print("App stopped.")
 
 
 def from_fiftyone_command(
