@@ -295,6 +295,10 @@ def test_write_back_loop(fo, work):
     det = det_s.detections.detections[0]
     old_cat, idx = det.label, det.index
     det.label = "platelet" if old_cat != "platelet" else "rbc"
+    dets = det_s.detections.detections
+    assert len(dets) >= 3
+    dets[1].bounding_box = [dets[1].bounding_box[0] + 5 / det_s.metadata.width, *dets[1].bounding_box[1:]]
+    dets.pop()  # deleting an object is reported, not written back
     det_s.save()
     ex = ds.match({"source": "txl_pbc"}).first()
     ex_id, ex_split = ex.unihema_id, ex.split
@@ -302,6 +306,8 @@ def test_write_back_loop(fo, work):
     ex.save()
 
     rep = from_fiftyone(name, work)
+    assert rep.moved_boxes_ignored == 1 and rep.deleted_objects_ignored == 1 and rep.new_objects_ignored == 0
+    assert "boxes moved" in rep.summary() and "objects deleted" in rep.summary()
     assert {c["field"] for c in rep.changes} == {"label", f"objects.category[{idx}]", "tags", "split"}
     assert validate(work).ok
     after = _rows(work)

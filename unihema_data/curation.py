@@ -71,6 +71,9 @@ class Edit:
     """The curator's wanted state of one sample. ``label`` None: not shown / unchanged;
     ``objects``: object index -> wanted category (indices not given keep their label);
     ``tags`` None: tags not managed, else the full set of curator tags (``exclude`` included);
+    ``label`` "": the curator removed the image label (not written back, reported);
+    ``boxes``: object index -> ``[x, y, w, h]`` relative to the image as the curator sees it
+    (geometry edits are detected and reported, not written back);
     ``new_objects``: objects drawn by the curator (not written back, reported)."""
 
     sample_id: str
@@ -78,6 +81,7 @@ class Edit:
     objects: dict[int, str] = field(default_factory=dict)
     tags: Optional[set[str]] = None
     new_objects: int = 0
+    boxes: dict[int, list[float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,6 +91,8 @@ class CurationReport:
     folders: list[str] = field(default_factory=list)
     new_objects_ignored: int = 0
     deleted_objects_ignored: int = 0
+    removed_labels_ignored: int = 0
+    moved_boxes_ignored: int = 0
 
     def count(self, kind: str) -> int:
         return sum(1 for c in self.changes if c["field"] == kind or c["field"].startswith(kind + "["))
@@ -107,6 +113,12 @@ class CurationReport:
         if self.deleted_objects_ignored:
             notes.append(f"{self.deleted_objects_ignored} objects deleted in FiftyOne were NOT removed from the "
                          f"corpus (tag the sample instead, e.g. `exclude` or `mislabeled`)")
+        if self.removed_labels_ignored:
+            notes.append(f"{self.removed_labels_ignored} image labels removed in FiftyOne were NOT removed from the "
+                         f"corpus (tag the sample instead)")
+        if self.moved_boxes_ignored:
+            notes.append(f"{self.moved_boxes_ignored} boxes moved or resized in FiftyOne (> 0.5 px) were NOT written "
+                         f"back (box geometry is not curated here; tag the sample instead)")
         return "\n".join([head, *notes])
 
 
@@ -123,7 +135,9 @@ def _apply(row: dict, edit: Edit, excluded: bool, report: CurationReport) -> tup
             raise CurationError(f"{sid}: {what} {new!r} is not a canonical taxonomy label "
                                 f"(see unihema_data/taxonomy.yaml)")
 
-    if edit.label is not None:
+    if edit.label == "" and label_name(row["label"]):
+        report.removed_labels_ignored += 1
+    elif edit.label is not None:
         cur = label_name(row["label"])
         if edit.label != cur:
             if not cur:
@@ -144,6 +158,13 @@ def _apply(row: dict, edit: Edit, excluded: bool, report: CurationReport) -> tup
             flags.append(f"relabeled_object:{idx}:{cur}")
             changes.append({"field": f"objects.category[{idx}]", "old": cur, "new": new})
     report.new_objects_ignored += edit.new_objects
+    W, H = row.get("width"), row.get("height")
+    for idx, rel in edit.boxes.items():
+        if W and H and 0 <= idx < len(cats) and row["objects"]["bbox_source"][idx] != "from_point":
+            x, y, w, h = row["objects"]["bbox"][idx]
+            got = (rel[0] * W, rel[1] * H, (rel[0] + rel[2]) * W, (rel[1] + rel[3]) * H)
+            if max(abs(a - b) for a, b in zip(got, (x, y, x + w, y + h))) > 0.5:
+                report.moved_boxes_ignored += 1
     if edit.tags is not None:
         report.deleted_objects_ignored += len(set(range(len(cats))) - set(edit.objects))
         want = {t for t in edit.tags if t != EXCLUDE_TAG}
@@ -214,7 +235,7 @@ def _plan(out: Path, by_id: dict[str, Edit], report: CurationReport) -> set[str]
     """Dry run over the light columns: folders that change; unknown samples fail loudly."""
     found: set[str] = set()
     folders: set[str] = set()
-    cols = ["sample_id", "label", "objects", "qc_flags", "split"]
+    cols = ["sample_id", "label", "objects", "qc_flags", "split", "width", "height"]
     for shard, rows in iter_rows(corpus_shards(out), columns=cols):
         for row in rows:
             e = by_id.get(row["sample_id"])

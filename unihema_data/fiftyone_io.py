@@ -529,17 +529,18 @@ def collect_edits(ds) -> list:
     from .curation import CurationError, Edit
 
     fields = ["unihema_id", "tags", "label.label", "detections.detections.index", "detections.detections.label",
-              "keypoints.keypoints.index", "keypoints.keypoints.label"]
+              "detections.detections.bounding_box", "keypoints.keypoints.index", "keypoints.keypoints.label"]
     schema = ds.get_field_schema()
     for f in ("label", "detections", "keypoints"):
         if f not in schema:
             raise FiftyOneError(f"FiftyOne dataset {ds.name!r} has no {f!r} field: it was not loaded by unihema-data")
     edits = []
-    for uid, tags, lab, di, dl, ki, kl in zip(*ds.values(fields)):
+    for uid, tags, lab, di, dl, db, ki, kl in zip(*ds.values(fields)):
         objects: dict[int, str] = {}
+        boxes: dict[int, list[float]] = {}
         new = 0
-        for idxs, labs in ((di, dl), (ki, kl)):
-            for idx, l in zip(idxs or [], labs or []):
+        for idxs, labs, bbs in ((di, dl, db), (ki, kl, None)):
+            for j, (idx, l) in enumerate(zip(idxs or [], labs or [])):
                 if idx is None:
                     new += 1
                     continue
@@ -548,8 +549,11 @@ def collect_edits(ds) -> list:
                     raise CurationError(f"{uid}: object {idx} is labelled {objects[idx]!r} as a detection and "
                                         f"{l!r} as a keypoint in FiftyOne; make them agree")
                 objects[idx] = l
+                if bbs is not None and bbs[j] is not None:
+                    boxes[idx] = list(bbs[j])
         user_tags = {t for t in tags or [] if not t.startswith(QC_TAG_PREFIX)}
-        edits.append(Edit(sample_id=uid, label=lab, objects=objects, tags=user_tags, new_objects=new))
+        edits.append(Edit(sample_id=uid, label=lab if lab is not None else "", objects=objects, tags=user_tags,
+                          new_objects=new, boxes=boxes))
     return edits
 
 
