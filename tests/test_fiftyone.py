@@ -134,10 +134,41 @@ def _name(tag: str) -> str:
 # --------------------------------------------------------------------------------------- tests
 @needs_fo
 def test_load_matches_the_corpus(fo, corpus):
-    from unihema_data.fiftyone_io import mask_class_table, to_fiftyone
+    from unihema_data.fiftyone_io import to_fiftyone
 
     ds, rep = to_fiftyone(corpus, _name("load"), batch_size=16)
-    rows = _rows(corpus)
+    n_det, n_mask, n_kp, n_seg, n_attr = _check_matches(ds, corpus, rep)
+    assert n_det > 30 and n_mask == 3 and n_kp == 3 and n_seg > 0 and n_attr > 0
+    assert ds.count_sample_tags()["qc:near_duplicate_of"] == 3
+    assert "detections.detections.cell_size" in ds.get_field_schema(flat=True)
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
+
+
+@needs_fo
+def test_real_samples_load_like_the_corpus(fo, tmp_path):
+    """Real native samples (boxes, semantic masks, attributes) through convert and into FiftyOne."""
+    present = [s for s in ("bccd", "zheng2018_wbc", "txl_pbc", "pbc") if (REAL / s).is_dir()]
+    if not present:
+        pytest.skip(f"no real samples under {REAL}")
+    from unihema_data.fiftyone_io import to_fiftyone
+
+    out, raw = tmp_path / "out", tmp_path / "raw"
+    raw.mkdir()
+    for sid in present:  # one folder per source, so no adapter sees another source's files
+        (raw / sid).symlink_to(REAL / sid, target_is_directory=True)
+    convert(present, raw, out, ConvertOptions(num_proc=1, progress=False))
+    ds, rep = to_fiftyone(out, _name("real"), media_dir=tmp_path / "media")
+    n_det, _, _, n_seg, _ = _check_matches(ds, out, rep)
+    assert n_det > 0 or n_seg > 0
+
+
+def _check_matches(ds, out, rep):
+    """Every sample of ``ds`` against its corpus row; returns counts of what was compared."""
+    from unihema_data.fiftyone_io import mask_class_table
+
+    rows = _rows(out)
     assert len(ds) == rep.total == rep.added == len(rows)
     tax = load_taxonomy()
     assert ds.default_classes == list(tax.class_names())
@@ -200,9 +231,7 @@ def test_load_matches_the_corpus(fo, corpus):
             assert np.array_equal(native, shown)
         else:
             assert s.segmentation is None
-    assert n_det > 30 and n_mask == 3 and n_kp == 3 and n_seg > 0 and n_attr > 0
-    assert ds.count_sample_tags()["qc:near_duplicate_of"] == 3
-    assert "cell_size" in ds.get_field_schema(flat=True) or "detections.detections.cell_size" in ds.get_field_schema(flat=True)
+    return n_det, n_mask, n_kp, n_seg, n_attr
 
 
 @needs_fo
