@@ -57,8 +57,8 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from .corpus_rows import (EXCLUDED_SPLIT, CorpusReadError, corpus_shards, count_rows, iter_rows, label_name,
-                          require_corpus, shard_state)
+from .corpus_rows import (EXCLUDED_SPLIT, CorpusReadError, corpus_shards, count_rows, data_folders, iter_rows,
+                          label_name, require_corpus, shard_state)
 from .curation import EXCLUDE_TAG, EXCLUDED_FLAG, USER_TAG_FLAG
 from .masks import decode_rle, decode_semantic
 from .taxonomy import load_taxonomy
@@ -390,10 +390,12 @@ def to_fiftyone(
             raise FiftyOneError(f"unknown split(s) {', '.join(bad)}: use train, validation, test or excluded")
     shards = corpus_shards(out, sources, splits)
     if sources:
-        missing = sorted(set(sources) - {s.folder for s in shards})
-        if missing and not splits:
-            raise FiftyOneError(f"{out}: no data for {', '.join(missing)} (present: "
-                                f"{', '.join(sorted({s.folder for s in corpus_shards(out)}))})")
+        present = data_folders(out)
+        missing = sorted(set(sources) - set(present))
+        if missing:
+            raise FiftyOneError(f"{out}: no data for {', '.join(missing)} (present: {', '.join(present)})")
+    if not shards:
+        raise FiftyOneError(f"{out}: nothing to load for sources {sources or 'all'} and splits {splits or 'all'}")
     ds = _open_dataset(fo, name, out, overwrite)
     info = dict(ds.info.get("unihema") or {})
     media_root = Path(media_dir or info.get("media_dir") or Path(fo.config.default_dataset_dir) / name / "media")
