@@ -137,3 +137,19 @@ def test_a_held_lock_is_reported(out):
     with FileLock(str(out / LOCK)):
         with pytest.raises(CurationError, match="another write-back"):
             apply_curation(out, [Edit(pbc[0], tags={"x"})], lock_timeout=0.2)
+
+
+def test_relabel_keeps_class_ids_as_ids():
+    """When the schema stores ClassLabel ids, a relabel writes an id and flags the previous name."""
+    from unihema_data.curation import CurationReport, _apply
+
+    tax = load_taxonomy()
+    row = {"sample_id": "x/1.png", "label": tax.class_id("neutrophil"), "qc_flags": [], "split": "train",
+           "width": 10, "height": 10,
+           "objects": {"category": [tax.class_id("rbc")], "bbox": [[1.0, 1.0, 2.0, 2.0]], "bbox_source": ["annotated"]}}
+    changes, excluded = _apply(row, Edit("x/1.png", label="monocyte", objects={0: "platelet"}, tags={"exclude"}),
+                               False, CurationReport("b"))
+    assert row["label"] == tax.class_id("monocyte") and row["objects"]["category"] == [tax.class_id("platelet")]
+    assert row["qc_flags"] == ["relabeled:neutrophil", "relabeled_object:0:rbc", "excluded"] and excluded
+    assert [(c["old"], c["new"]) for c in changes] == [("neutrophil", "monocyte"), ("rbc", "platelet"),
+                                                       ("train", "excluded")]

@@ -140,7 +140,44 @@ def test_load_matches_the_corpus(fo, corpus):
     n_det, n_mask, n_kp, n_seg, n_attr = _check_matches(ds, corpus, rep)
     assert n_det > 30 and n_mask == 3 and n_kp == 3 and n_seg > 0 and n_attr > 0
     assert ds.count_sample_tags()["qc:near_duplicate_of"] == 3
-    assert "detections.detections.cell_size" in ds.get_field_schema(flat=True)
+    flat = ds.get_field_schema(flat=True)  # attributes are declared, so the App can filter on them
+    assert "detections.detections.cell_size" in flat and "detections.detections.class_id" in flat
+    assert any(k.startswith("attributes.") for k in flat)
+
+
+@needs_fo
+def test_rows_storing_class_ids_map_like_rows_storing_names(fo, corpus, tmp_path):
+    """The schema may store ``label`` / ``objects.category`` as ClassLabel ids over
+    ``class_names()``: the mapping must not depend on it."""
+    import copy
+
+    from unihema_data.fiftyone_io import MediaStore, mask_class_table, row_to_doc, row_to_sample
+
+    tax = load_taxonomy()
+    mask_ids = {c: i for i, c in enumerate(mask_class_table())}
+    media = MediaStore(tmp_path)
+    every = [r for _, r in _rows(corpus).values()]
+    rows = [r for r in every if r["label"]][:6] + [r for r in every if r["objects"]["category"]][:6]
+    assert any(r["label"] for r in rows) and any(r["objects"]["category"] for r in rows)
+    for row in rows:
+        as_ids = copy.deepcopy(row)
+        as_ids["label"] = tax.class_id(row["label"]) if row["label"] else -1
+        as_ids["objects"]["category"] = [tax.class_id(c) for c in row["objects"]["category"]]
+        a = row_to_doc(row, row["split"], media, mask_ids, "d", None, None)
+        b = row_to_doc(as_ids, row["split"], media, mask_ids, "d", None, None)
+        assert _without_ids(a) == _without_ids(b)
+        s = row_to_sample(fo, as_ids, row["split"], media, mask_ids, "d")
+        assert (s["label"].label if s.has_field("label") else "") == row["label"]
+        assert [d.label for d in (s["detections"].detections if s.has_field("detections") else [])] == [
+            c for c, src in zip(row["objects"]["category"], row["objects"]["bbox_source"]) if src != "from_point"]
+
+
+def _without_ids(x):
+    if isinstance(x, dict):
+        return {k: _without_ids(v) for k, v in x.items() if k not in ("_id", "_rand")}
+    if isinstance(x, list):
+        return [_without_ids(v) for v in x]
+    return x
 
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
