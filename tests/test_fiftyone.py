@@ -338,6 +338,7 @@ def test_reload_is_incremental_and_media_written_once(fo, work):
     got = dict(zip(*ds.values(["unihema_id", "split"])))
     assert got == want
     assert rep3.updated > 0 and rep3.deleted > 0 and rep3.unchanged >= 3 and rep3.added == 0
+    assert rep3.shards_skipped == 1  # synthpts' shard is unchanged: its rows were not read again
     assert "look_again" in ds.match({"unihema_id": first.unihema_id}).first().tags
     assert len({p.name for p in media.rglob("*") if p.is_file()}) == len(list(media.rglob("*.*")))
 

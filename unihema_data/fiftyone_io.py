@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from .corpus_rows import (EXCLUDED_SPLIT, CorpusReadError, corpus_shards, count_rows, data_folders, iter_rows,
                           label_name, require_corpus, shard_state)
@@ -348,6 +349,7 @@ class LoadReport:
     seconds: float = 0.0
     up_to_date: bool = False
     total: int = 0
+    shards_skipped: int = 0  # unchanged shards whose rows were not read
 
     def summary(self) -> str:
         if self.up_to_date:
@@ -439,7 +441,24 @@ def to_fiftyone(
             ds._sample_collection.insert_many(batch, ordered=True)
         batch, replace = [], []
 
-    for shard, rows in iter_rows(shards):
+    # shards unchanged since the last load of the same selection: only their ids are read
+    same_selection = (info.get("selection") == selection and info.get("media_dir") == str(media.root)
+                      and max_samples is None)
+    prev_shards = (info.get("shards") or {}) if same_selection else {}
+    to_read = []
+    for sh in shards:
+        rel = sh.path.relative_to(out).as_posix()
+        if prev_shards.get(rel) == state[rel]:
+            ids = pq.read_table(sh.path, columns=["sample_id"]).column(0).to_pylist()
+            if all(i in existing and i not in seen for i in ids):
+                seen.update(ids)
+                report.unchanged += len(ids)
+                report.shards_skipped += 1
+                done += len(ids)
+                continue
+        to_read.append(sh)
+
+    for shard, rows in iter_rows(to_read):
         for row in rows:
             if max_samples is not None and done >= max_samples:
                 break
