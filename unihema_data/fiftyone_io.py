@@ -84,7 +84,18 @@ class FiftyOneError(Exception):
 
 
 def require_fiftyone():
-    """``import fiftyone`` with a clear message when the extra is not installed."""
+    """``import fiftyone`` with a clear message when the extra is not installed (through
+    :mod:`unihema_data.extras` where the package has it)."""
+    try:
+        from .extras import MissingExtraError, require
+    except ImportError:
+        pass
+    else:
+        try:
+            require("fiftyone", feature="browsing and curating in FiftyOne")
+        except MissingExtraError as e:
+            raise FiftyOneError(f"{e} (it brings FiftyOne and a local MongoDB; to use your own MongoDB set "
+                                f"FIFTYONE_DATABASE_URI)") from None
     try:
         import fiftyone as fo
     except ImportError as e:
