@@ -67,7 +67,9 @@ def browse_command(
     except (FiftyOneError, OSError, RuntimeError) as e:
         err.print(f"[red]cannot start the FiftyOne App: {e}[/red]", soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"FiftyOne App serving {ds.name} at http://127.0.0.1:{session.server_port} (Ctrl-C to stop).\n"
+    p = session.server_port
+    console.print(f"FiftyOne App serving {ds.name} at http://127.0.0.1:{p} (Ctrl-C to stop).\n"
+                  f"From another machine: ssh -N -L {p}:127.0.0.1:{p} USER@THIS-HOST, then open http://127.0.0.1:{p}\n"
                   f"Write curation back with: unihema-data from-fiftyone {ds.name} --into {out}",
                   markup=False, soft_wrap=True)
     import signal

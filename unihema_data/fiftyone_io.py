@@ -617,10 +617,18 @@ def from_fiftyone(name: str, into: Path | str, actor: Optional[str] = None, relo
 def launch_app(ds, port: Optional[int] = None, address: str = "127.0.0.1", open_browser: bool = False):
     """Serve the FiftyOne App for ``ds`` on ``address:port`` (a free port when ``port`` is None).
     Returns the session; ``session.close()`` stops the server."""
+    import logging
+
     fo = require_fiftyone()
     if port is None:
         port = free_port(address)
-    return fo.launch_app(ds, port=port, address=address, remote=not open_browser, auto=False)
+    log = logging.getLogger("fiftyone.core.session.session")  # its banner and ssh text; we print our own
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        return fo.launch_app(ds, port=port, address=address, remote=not open_browser, auto=False)
+    finally:
+        log.setLevel(level)
 
 
 def free_port(address: str = "127.0.0.1") -> int:
