@@ -64,8 +64,14 @@ def test_relabel_tag_exclude_then_undo(out):
              Edit(pbc[1], tags={"exclude", "blurry"}),
              Edit(bccd[0], objects={0: newcat, **{i: rows[bccd[0]][1]["objects"]["category"][i] for i in range(1, n_obj)}},
                   tags=set())]
+    dry = apply_curation(out, edits, actor="test", dry_run=True)
+    assert len(dry.planned) == 5 and not dry.changes and dry.folders == ["bccd", "pbc"]
+    assert "dry run, nothing written: would write 5 changes" in dry.summary(dry_run=True)
+    assert _files(out) == before and not (out / ".unihema" / "history").exists()
     rep = apply_curation(out, edits, actor="test")
     assert rep.folders == ["bccd", "pbc"] and validate(out).ok
+    assert [(c["sample_id"], c["field"]) for c in rep.changes] == [(c["sample_id"], c["field"]) for c in sorted(
+        dry.planned, key=lambda c: c["folder"])]
     assert rep.deleted_objects_ignored == 0 and rep.new_objects_ignored == 0
     after = _rows(out)
     assert after[pbc[0]][1]["label"] == new and f"relabeled:{old}" in after[pbc[0]][1]["qc_flags"]

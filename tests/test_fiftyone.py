@@ -491,6 +491,19 @@ def test_cli_to_and_from_fiftyone(fo, work):
     assert r.exit_code == 0 and "up to date" in r.output
     r = runner.invoke(app, ["from-fiftyone", name, "--into", str(work)])
     assert r.exit_code == 0 and "no changes" in r.output
+    s = ds.first()
+    s.tags.append("look_again")
+    s.save()
+    before = {p: p.read_bytes() for p in work.glob("data/*/*.parquet")}
+    r = runner.invoke(app, ["from-fiftyone", name, "--into", str(work), "--dry-run"])
+    assert r.exit_code == 0 and "dry run, nothing written: would write 1 changes" in r.output, r.output
+    assert "look_again" in r.output and s.unihema_id in r.output
+    assert {p: p.read_bytes() for p in work.glob("data/*/*.parquet")} == before
+    assert not (work / ".unihema" / "history").exists()
+    r = runner.invoke(app, ["from-fiftyone", name, "--into", str(work)])
+    assert r.exit_code == 0 and "1 tag changes" in r.output and "undo-curation" in r.output, r.output
+    r = runner.invoke(app, ["undo-curation", str(work)])
+    assert r.exit_code == 0 and {p: p.read_bytes() for p in work.glob("data/*/*.parquet")} == before
     r = runner.invoke(app, ["from-fiftyone", "no-such-dataset", "--into", str(work)])
     assert r.exit_code == 1 and "no FiftyOne dataset named 'no-such-dataset'" in r.output
     r = runner.invoke(app, ["to-fiftyone", str(work / "nope"), "--name", name])

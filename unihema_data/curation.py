@@ -93,19 +93,23 @@ class CurationReport:
     deleted_objects_ignored: int = 0
     removed_labels_ignored: int = 0
     moved_boxes_ignored: int = 0
+    planned: list[dict] = field(default_factory=list)  # what a dry run (or the run) found to change
 
-    def count(self, kind: str) -> int:
-        return sum(1 for c in self.changes if c["field"] == kind or c["field"].startswith(kind + "["))
+    def count(self, kind: str, dry_run: bool = False) -> int:
+        changes = self.planned if dry_run else self.changes
+        return sum(1 for c in changes if c["field"] == kind or c["field"].startswith(kind + "["))
 
-    def summary(self) -> str:
-        if not self.changes:
+    def summary(self, dry_run: bool = False) -> str:
+        changes = self.planned if dry_run else self.changes
+        if not changes:
             head = "no changes to write"
         else:
-            excl = sum(1 for c in self.changes if c["field"] == "split" and c["new"] == EXCLUDED_SPLIT)
-            restored = sum(1 for c in self.changes if c["field"] == "split" and c["old"] == EXCLUDED_SPLIT)
-            head = (f"batch {self.batch}: {len(self.changes)} changes in {', '.join(self.folders)}: "
-                    f"{self.count('label')} image labels, {self.count('objects.category')} object labels, "
-                    f"{self.count('tags')} tag changes, {excl} excluded, {restored} restored")
+            excl = sum(1 for c in changes if c["field"] == "split" and c["new"] == EXCLUDED_SPLIT)
+            restored = sum(1 for c in changes if c["field"] == "split" and c["old"] == EXCLUDED_SPLIT)
+            what = "dry run, nothing written: would write" if dry_run else f"batch {self.batch}:"
+            head = (f"{what} {len(changes)} changes in {', '.join(self.folders)}: "
+                    f"{self.count('label', dry_run)} image labels, {self.count('objects.category', dry_run)} object "
+                    f"labels, {self.count('tags', dry_run)} tag changes, {excl} excluded, {restored} restored")
         notes = []
         if self.new_objects_ignored:
             notes.append(f"{self.new_objects_ignored} objects drawn in FiftyOne were NOT written back "
@@ -192,9 +196,10 @@ def _apply(row: dict, edit: Edit, excluded: bool, report: CurationReport) -> tup
 
 
 def apply_curation(out: Path | str, edits: Iterable[Edit], actor: str = "unknown",
-                   lock_timeout: float = 60.0) -> CurationReport:
+                   lock_timeout: float = 60.0, dry_run: bool = False) -> CurationReport:
     """Write ``edits`` into ``out`` (see the module docstring). Raises :class:`CurationError`
-    before anything is written when an edit names an unknown sample, object or label."""
+    before anything is written when an edit names an unknown sample, object or label.
+    ``dry_run``: only compute the changes (``report.changes``, without ``batch``/``time``), write nothing."""
     from filelock import FileLock, Timeout
 
     try:
@@ -212,7 +217,8 @@ def apply_curation(out: Path | str, edits: Iterable[Edit], actor: str = "unknown
     try:
         with FileLock(str(out / LOCK), timeout=lock_timeout):
             plan = _plan(out, by_id, report)
-            if not plan:
+            if not plan or dry_run:
+                report.folders = sorted(plan) if dry_run else []
                 return report
             try:
                 for folder in sorted(plan):
@@ -245,6 +251,7 @@ def _plan(out: Path, by_id: dict[str, Edit], report: CurationReport) -> set[str]
             changes, _ = _apply(row, e, shard.split == EXCLUDED_SPLIT, report)
             if changes:
                 folders.add(shard.folder)
+                report.planned.extend({"folder": shard.folder, "sample_id": row["sample_id"], **c} for c in changes)
     missing = sorted(set(by_id) - found)
     if missing:
         raise CurationError(f"{out}: {len(missing)} curated samples are not in this corpus (first: "

@@ -92,18 +92,30 @@ def from_fiftyone_command(
     name: str = typer.Argument(..., help="FiftyOne dataset name (as printed by to-fiftyone / browse)"),
     into: Path = typer.Option(..., "--into", help="converted folder to write the curation into"),
     reload: bool = typer.Option(True, "--reload/--no-reload", help="refresh the FiftyOne dataset afterwards"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the changes, write nothing"),
 ) -> None:
     """Write labels edited and tags added in FiftyOne back into OUT (atomic, logged, undoable)."""
     from .curation import CurationError
     from .fiftyone_io import FiftyOneError, from_fiftyone
 
     try:
-        rep = from_fiftyone(name, into, reload=reload)
+        rep = from_fiftyone(name, into, reload=reload, dry_run=dry_run)
     except (FiftyOneError, CurationError) as e:
         err.print(f"[red]write-back failed:[/red] {e}\n{into} was left unchanged.", soft_wrap=True)
         raise typer.Exit(1)
-    console.print(rep.summary(), markup=False, soft_wrap=True)
-    if rep.changes:
+    if dry_run and rep.planned:
+        from rich.table import Table
+
+        t = Table(title=f"changes from {name} (dry run)")
+        for col in ("sample_id", "field", "old", "new"):
+            t.add_column(col, overflow="fold")
+        for c in rep.planned[:200]:
+            t.add_row(c["sample_id"], c["field"], str(c["old"] or "-"), str(c["new"] or "-"))
+        console.print(t)
+        if len(rep.planned) > 200:
+            console.print(f"... and {len(rep.planned) - 200} more")
+    console.print(rep.summary(dry_run=dry_run), markup=False, soft_wrap=True)
+    if rep.changes and not dry_run:
         console.print(f"change log: {into / '.unihema' / 'changes.jsonl'}; undo with `unihema-data undo-curation {into}`",
                       markup=False, soft_wrap=True)
 

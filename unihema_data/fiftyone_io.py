@@ -589,10 +589,11 @@ def collect_edits(ds) -> list:
     return edits
 
 
-def from_fiftyone(name: str, into: Path | str, actor: Optional[str] = None, reload: bool = True):
+def from_fiftyone(name: str, into: Path | str, actor: Optional[str] = None, reload: bool = True,
+                  dry_run: bool = False):
     """Write the curation of FiftyOne dataset ``name`` into ``into`` (see
     :func:`unihema_data.curation.apply_curation`); afterwards the dataset is reloaded from
-    ``into`` so it shows the written state. Returns the :class:`~unihema_data.curation.CurationReport`."""
+    ``into`` so it shows the written state. ``dry_run``: report the changes, write nothing. Returns the :class:`~unihema_data.curation.CurationReport`."""
     from .curation import apply_curation
 
     fo = require_fiftyone()
@@ -604,9 +605,9 @@ def from_fiftyone(name: str, into: Path | str, actor: Optional[str] = None, relo
         raise FiftyOneError(f"no FiftyOne dataset named {name!r} (have: {', '.join(fo.list_datasets()) or 'none'})")
     ds = fo.load_dataset(name)
     edits = collect_edits(ds)
-    report = apply_curation(into, edits, actor=actor or f"fiftyone:{name}")
+    report = apply_curation(into, edits, actor=actor or f"fiftyone:{name}", dry_run=dry_run)
     info = ds.info.get("unihema") or {}
-    if reload and report.changes and info.get("out") == str(into):
+    if reload and not dry_run and report.changes and info.get("out") == str(into):
         sel = info.get("selection") or {}
         to_fiftyone(into, name, sources=sel.get("sources"), splits=sel.get("splits"),
                     max_samples=sel.get("max_samples"), media_dir=info.get("media_dir"))
