@@ -632,6 +632,11 @@ def main(argv: list[str] | None = None) -> int:
         text = render(b, n, corpus_bytes, command, started)
         # the hand-written findings live in benchmarks/ANALYSIS.md only (linked, never copied in)
         text += "\nAnalysis of these numbers (profile, what remains): `benchmarks/ANALYSIS.md`.\n"
+        if a.results.exists():  # sections other benchmarks own (e.g. bench_fiftyone.py) survive a rerun
+            import re
+
+            kept = re.findall(r"<!-- keep:begin [\w-]+ -->.*?<!-- keep:end [\w-]+ -->", a.results.read_text(encoding="utf-8"), re.S)
+            text = text.rstrip("\n") + "".join("\n\n" + k for k in kept) + "\n"
         a.results.parent.mkdir(parents=True, exist_ok=True)
         a.results.write_text(text, encoding="utf-8")
         print(text.split("<!-- raw runs -->")[0])

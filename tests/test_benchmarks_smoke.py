@@ -30,6 +30,8 @@ def test_make_voc_corpus_layout_distinct_and_deterministic(tmp_path):
 
 def test_bench_convert_writes_table(tmp_path):
     results = tmp_path / "RESULTS.md"
+    kept = "<!-- keep:begin fiftyone -->\n## Loading into FiftyOne\n| coco | 1 |\n<!-- keep:end fiftyone -->"
+    results.write_text("# old results\n\n" + kept + "\n")  # another benchmark's section survives a rerun
     proc = subprocess.run(
         [sys.executable, str(BENCH / "bench_convert.py"), "--n", "10", "--peers", "copy,unihema", "--extras", "",
          "--repeats", "1", "--no-warmup", "--num-proc", "1", "--wait-quiet", "0", "--retries", "0", "--settle", "0", "--workdir", str(tmp_path / "work"),
@@ -46,3 +48,4 @@ def test_bench_convert_writes_table(tmp_path):
     assert "## Targets" in text and "within 2× of `shutil.copytree`" in text
     assert "--peers copy,unihema" in text  # the exact command is recorded
     assert "## Failures" not in text
+    assert text.count(kept) == 1 and "# old results" not in text

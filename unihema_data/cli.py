@@ -37,6 +37,14 @@ _LAZY_COMMANDS = {
                "Export a converted corpus to COCO, YOLO (Ultralytics) or class folders (imagefolder)."),
     "preview": ("publish_cli", "preview_command", "command",
                 "Render a sample grid per source with boxes, masks and labels drawn (PNG)."),
+    "browse": ("fiftyone_cli", "browse_command", "command",
+               "Load OUT into FiftyOne and serve the App on 127.0.0.1 until Ctrl-C."),
+    "to-fiftyone": ("fiftyone_cli", "to_fiftyone_command", "command",
+                    "Load OUT into a persistent FiftyOne dataset (incremental)."),
+    "from-fiftyone": ("fiftyone_cli", "from_fiftyone_command", "command",
+                      "Write labels edited and tags added in FiftyOne back into OUT."),
+    "undo-curation": ("fiftyone_cli", "undo_curation_command", "command",
+                      "Restore OUT as it was before the newest curation write-back."),
 }
 
 
