@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import pyarrow.parquet as pq
 
 from .adapters import get_adapter
-from .adapters.base import Adapter, AdapterError, RawSample
+from .adapters.base import Adapter, AdapterError
 from .formats import disk
 from .report import RunReport
 from .card import write_card
