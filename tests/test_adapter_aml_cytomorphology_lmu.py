@@ -117,3 +117,11 @@ def test_fake_quirks(tmp_path):
     shutil.copy(extra, truth.root / "XYZ" / "XYZ_0001.tiff")
     with pytest.raises(ConversionError, match="XYZ.*unknown class folder 'XYZ'"):
         convert([SID], tmp_path / "raw", tmp_path / "out3", ConvertOptions(num_proc=1, progress=False))
+
+
+def test_real_sample_without_images_is_explained():
+    real = _need_real()
+    from unihema_data.errors import MissingInputError
+
+    with pytest.raises(MissingInputError, match=r"annotations.dat but no class folders .*the images are missing"):
+        get_adapter(SID).locate(real.parent)

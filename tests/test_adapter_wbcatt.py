@@ -247,3 +247,16 @@ def test_pbc_then_wbcatt_share_images(tmp_path):
         assert not any(f.startswith(("duplicate_of:", "split_moved:")) for f in r["qc_flags"])
     rep = validate(out)
     assert rep.ok, rep.summary()
+
+
+def test_reannotation_file_next_to_the_split_csvs_is_read(tmp_path):
+    """``unihema-data fetch`` puts the catalog's files flat in raw/wbcatt/: the re-annotation CSV is
+    then next to the split CSVs, and must still be read (not silently ignored)."""
+    adapter = get_adapter(SID)
+    truth = adapter.fake(tmp_path / "raw" / SID, seed=5)
+    (truth.root / "re-annotation" / "pbc_attr_reannotations.csv").rename(truth.root / "pbc_attr_reannotations.csv")
+    _convert(SID, tmp_path / "raw", tmp_path / "out")
+    assert sum("reannotated" in r["qc_flags"] for r in _rows(tmp_path / "out")) == 2
+    (truth.root / "re-annotation" / "pbc_attr_reannotations.csv").write_bytes((truth.root / "pbc_attr_reannotations.csv").read_bytes())
+    with pytest.raises(ConversionError, match="second copy of the re-annotation file"):
+        _convert(SID, tmp_path / "raw", tmp_path / "out2")

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from PIL import Image, ImageDraw
+from PIL import Image
 from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 

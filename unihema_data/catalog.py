@@ -18,6 +18,8 @@ Conventions
   link), ``kaggle`` (user's own credentials), ``tcia`` and ``manual`` (behind a login,
   request form or licence click-through; ``manual_instructions`` says what to do) and ``derived``
   (built locally by ``unihema-data generate`` from the sources in ``derived_from``; nothing to fetch).
+* ``images_from`` lists sources whose images this source's annotations refer to (WBCAtt's CSVs
+  name PBC files): ``convert`` locates each of them and hands its root to the adapter.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import pyarrow.parquet as pq
 
 from .adapters import get_adapter
-from .adapters.base import Adapter, AdapterError, RawSample
+from .adapters.base import Adapter, AdapterError
 from .catalog import load_catalog
 from .formats import disk
 from .integrity import commit_with_policy, is_resolution_flag

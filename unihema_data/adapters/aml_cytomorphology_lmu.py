@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CorruptInputError
+from ..errors import CorruptInputError, MissingInputError
 from ..formats import disk
 from . import _synthetic as syn
 from .base import FakeSample, FakeTruth
@@ -63,6 +63,16 @@ class AMLCytomorphologyLMUAdapter(ClassFolderAdapter):
 
     def signature(self, path: Path) -> bool:
         return any((path / c).is_dir() for c in CLASSES)
+
+    def locate(self, raw_dir: Path | str) -> Path:
+        try:
+            return super().locate(raw_dir)
+        except MissingInputError as e:
+            start = Path(raw_dir) / self.id if (Path(raw_dir) / self.id).is_dir() else Path(raw_dir)
+            lone = [p.parent for p in sorted(start.glob(f"*/{ANNOTATIONS}")) + sorted(start.glob(ANNOTATIONS))][:1]
+            hint = (f" Found {disk.show(lone[0] / ANNOTATIONS)} but no class folders ({', '.join(CLASSES[:3])}, ...) "
+                    f"next to it: the images are missing (TCIA package not extracted there?).") if lone else ""
+            raise MissingInputError(f"{e}{hint}") from None
 
     def prepare(self, root: Path) -> None:
         super().prepare(root)

@@ -21,7 +21,6 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 
-from ..boxes import BoxFormat
 from ..formats.voc import VocObject, write_voc
 from . import _synthetic as syn
 from .base import FakeSample, FakeTruth, _glob_any

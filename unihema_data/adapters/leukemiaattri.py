@@ -9,6 +9,18 @@ levels above the root)::
     <root>/labels/{train,val,test}/<same stem>.txt                 cls xc yc w h a1..a6 (or a0..a6)
     <root>/[data/]WBC_v1.yaml                                      optional: nc 14 + names
 
+Released layout (public readers of the released data; detected per domain and reported in the
+run report, ``info.layout``)::
+
+    LeukemiaAttri_Dataset/<H|L>_<mag>_<camera>/Images/{train,test}/<stem>.<ext>
+    LeukemiaAttri_Dataset/<H|L>_<mag>_<camera>/txt_labels/AttriDet/{train,test}/<stem>.txt   12 columns
+    LeukemiaAttri_Dataset/<H|L>_<mag>_<camera>/txt_labels/WBC_Detection/                    not read
+    LeukemiaAttri_Dataset/<H|L>_<mag>_<camera>/json_labels/{train,test}.json                not read
+
+(both YOLO folders are read the same way; ``json_labels`` and ``WBC_Detection`` repeat the same
+boxes and are reported as skipped). Discovery also checks the content: a tree whose label lines
+have the 5 columns of plain YOLO (TXL-PBC) is not LeukemiaAttri.
+
 The full download covers two microscopes (HCM/LCM) x three magnifications (100x/40x/10x) x
 cameras; its exact folder names are UNCONFIRMED. Supported: one ``images/`` + ``labels/`` pair at the
 root (single domain), or one pair per *domain folder* one or two levels below the root, whose name

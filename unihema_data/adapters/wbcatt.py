@@ -7,7 +7,8 @@ must be downloaded separately.
 Native layout::
 
     <wbcatt>/.../submission/pbc_attr_v1_{train,val,test}.csv           the native root (located)
-    <wbcatt>/.../submission/re-annotation/pbc_attr_reannotations.csv   optional
+    <wbcatt>/.../submission/re-annotation/pbc_attr_reannotations.csv   optional (or next to the
+                                                                       split CSVs, as fetched)
     <somewhere>/PBC_dataset_normal_DIB/<folder>/<file>.jpg              PBC images
 
 The PBC tree is declared in the catalog (``images_from: [pbc]``): the core locates it in
@@ -84,6 +85,8 @@ ATTRIBUTES = (
 )
 COLUMNS = ("img_name", "label", *ATTRIBUTES, "path")
 REANNOTATION = "re-annotation/pbc_attr_reannotations.csv"
+#: where ``unihema-data fetch`` puts it (catalog files land flat in raw/wbcatt/)
+REANNOTATION_FLAT = "pbc_attr_reannotations.csv"
 
 
 def split_csv_name(split: str) -> str:
@@ -149,9 +152,12 @@ class WBCAttAdapter(Adapter):
 
     def read_reannotations(self, root: Path) -> dict[str, dict[str, str]]:
         """``img_name`` -> second annotator's attribute values (empty when the file is absent)."""
-        path = root / REANNOTATION
-        if not path.is_file():
+        found = [root / p for p in (REANNOTATION, REANNOTATION_FLAT) if (root / p).exists()]
+        if len(found) > 1:
+            raise CorruptInputError(f"{found[1]}: a second copy of the re-annotation file (also {found[0]}); keep one")
+        if not found:
             return {}
+        path = self._reannotation_path = found[0]
         table = self.read_table(path)
         out: dict[str, dict[str, str]] = {}
         for row in table:
@@ -169,7 +175,7 @@ class WBCAttAdapter(Adapter):
         orphans = sorted(set(second) - known)
         if orphans:
             raise CorruptInputError(
-                f"{root / REANNOTATION}: {len(orphans)} re-annotated image(s) are in no split CSV "
+                f"{self._reannotation_path}: {len(orphans)} re-annotated image(s) are in no split CSV "
                 f"({', '.join(split_csv_name(s) for s in SPLITS)}), e.g. {orphans[0]}"
             )
         out = []
@@ -179,7 +185,7 @@ class WBCAttAdapter(Adapter):
             if other is not None:
                 if other["label"] != row["label"]:
                     raise CorruptInputError(
-                        f"{root / REANNOTATION}: {row['img_name']} has label {other['label']!r}, "
+                        f"{self._reannotation_path}: {row['img_name']} has label {other['label']!r}, "
                         f"but {row['label']!r} in {table.path.name}"
                     )
                 flags.append("reannotated")
