@@ -183,8 +183,9 @@ class _ImageFetcher:
         classes = self._column(r.file, "mask_classes")[r.index]
         idx = decode_semantic(m["bytes"])
         h = hashlib.sha256(f"{idx.shape}".encode())
-        for v in sorted(set(idx.ravel().tolist())):
-            h.update(f"{classes[v] if v < len(classes) else v}:".encode())
+        names = {v: (classes[v] if v < len(classes) else f"#{v}") for v in set(idx.ravel().tolist())}
+        for v, name in sorted(names.items(), key=lambda t: t[1]):  # by class name: index order is per source
+            h.update(f"{name}:".encode())
             h.update((idx == v).tobytes())
         return h.hexdigest()
 
