@@ -415,3 +415,30 @@ def test_semantic_mask_conflicts_compare_class_maps_not_encodings(tmp_path):
     flags = {sid: f for u in plan.updates.values() for sid, (_s, f) in u.items()}
     assert "label_conflict:c/x.png:mask" in flags["a/x.png"] and "label_conflict:c/x.png:mask" in flags["b/x.png"]
     assert not any(f.startswith("label_conflict:b/") for f in flags["a/x.png"])
+
+
+REAL_ZHENG = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "zheng2018_wbc"
+
+
+@pytest.mark.skipif(not (REAL_ZHENG / "Dataset 1").is_dir(), reason="real Zheng sample absent")
+def test_real_zheng_identical_images_with_different_masks_conflict(tmp_path):
+    """The real quirk (Dataset 1: 139.bmp == 112.bmp, masks differ), reproduced on the sample:
+    002.bmp gets 001.bmp's bytes, each keeps its own real mask and CSV label."""
+    import csv as _csv
+    import shutil
+
+    raw = tmp_path / "raw" / "zheng2018_wbc"
+    shutil.copytree(REAL_ZHENG, raw)
+    d1 = raw / "Dataset 1"
+    (d1 / "002.bmp").write_bytes((d1 / "001.bmp").read_bytes())
+    out = tmp_path / "out"
+    convert(["zheng2018_wbc"], tmp_path / "raw", out, ConvertOptions(**OPTS))
+    rows = all_rows(out, ["sample_id", "split", "qc_flags", "label"])
+    a, b = "zheng2018_wbc/Dataset 1/001.bmp", "zheng2018_wbc/Dataset 1/002.bmp"
+    assert rows[a]["split"] == rows[b]["split"]
+    assert f"label_conflict:{b}:mask" in rows[a]["qc_flags"] and f"label_conflict:{a}:mask" in rows[b]["qc_flags"]
+    with open(raw / "Class Labels of Dataset 1.csv", newline="", encoding="utf-8-sig") as fh:
+        table = list(_csv.reader(fh))
+    same_label = rows[a]["label"] == rows[b]["label"]
+    assert (f"label_conflict:{b}:{label_name(rows[b]['label'])}" in rows[a]["qc_flags"]) == (not same_label), table[:3]
+    assert_no_leak(out)

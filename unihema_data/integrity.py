@@ -23,7 +23,8 @@ plus the staged one) and:
    sample id being the representative that holds the split;
 4. flags ``label_conflict:<other sample_id>:<its label>`` on both rows of every byte-identical
    pair that disagree on the image label (``<its label>`` is the other row's canonical label),
-   on the boxes (``:boxes``) or on the masks (``:mask``). Only annotations both rows carry are
+   and/or ``label_conflict:<other sample_id>:boxes`` / ``:mask`` when they disagree on the boxes
+   or the masks. Only annotations both rows carry are
    compared (a classification row and a detection row of one image do not conflict).
 
 ``source_split`` never changes. The flags above are recomputed from scratch on every pass (the
@@ -190,16 +191,17 @@ class _ImageFetcher:
         return h.hexdigest()
 
 
-def _conflict(a: _Row, b: _Row, fetch: _ImageFetcher) -> Optional[str]:
-    """What ``b`` says differently from ``a`` (``b``'s label, ``boxes`` or ``mask``), or None."""
+def _conflicts(a: _Row, b: _Row, fetch: _ImageFetcher) -> list[str]:
+    """What ``b`` says differently from ``a``: ``b``'s label, ``boxes``, ``mask`` (each at most once)."""
+    out = []
     if a.label >= 0 and b.label >= 0 and a.label != b.label:
-        return label_name(b.label)
+        out.append(label_name(b.label))
     if "detection" in a.tasks and "detection" in b.tasks and a.boxes != b.boxes:
-        return "boxes"
+        out.append("boxes")
     if "segmentation" in a.tasks and "segmentation" in b.tasks:
         if a.rles != b.rles or fetch.semantic(a) != fetch.semantic(b):
-            return "mask"
-    return None
+            out.append("mask")
+    return out
 
 
 def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out: Optional[Path] = None,
@@ -266,7 +268,7 @@ def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out:
                 else:
                     flags.append(f"near_duplicate_of:{rep.sample_id}")
             conflicts = [f"label_conflict:{rows[j].sample_id}:{c}" for j in ms
-                         if j != i and rows[j].sha == r.sha and (c := _conflict(r, rows[j], fetch)) is not None]
+                         if j != i and rows[j].sha == r.sha for c in _conflicts(r, rows[j], fetch)]
             if conflicts:
                 plan.conflicts += 1
                 flags.extend(conflicts)
