@@ -158,30 +158,42 @@ class _UnionFind:
 
 
 class _ImageFetcher:
-    """Image (and semantic mask) bytes of a row, reading one row group's column at a time."""
+    """Image (and semantic mask) bytes of a row, reading only its row group's column (row groups
+    hold <= 100 rows / 32 MiB), with a small cache."""
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[Path, str], list] = {}
+    def __init__(self, max_cached: int = 32) -> None:
+        self._cache: dict[tuple[Path, int, str], list] = {}
+        self._starts: dict[Path, list[int]] = {}
+        self._max = max_cached
 
-    def _column(self, f: Path, col: str) -> list:
-        key = (f, col)
+    def _value(self, f: Path, index: int, col: str):
+        if f not in self._starts:
+            meta = pq.ParquetFile(f).metadata
+            starts, n = [], 0
+            for g in range(meta.num_row_groups):
+                starts.append(n)
+                n += meta.row_group(g).num_rows
+            self._starts[f] = starts
+        starts = self._starts[f]
+        g = max(k for k, s0 in enumerate(starts) if s0 <= index)
+        key = (f, g, col)
         if key not in self._cache:
-            if len(self._cache) > 8:
-                self._cache.clear()
-            self._cache[key] = pq.read_table(f, columns=[col]).column(col).to_pylist()
-        return self._cache[key]
+            if len(self._cache) >= self._max:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = pq.ParquetFile(f).read_row_group(g, columns=[col]).column(col).to_pylist()
+        return self._cache[key][index - starts[g]]
 
     def image(self, r: _Row) -> bytes:
-        return self._column(r.file, "image")[r.index]["bytes"]
+        return self._value(r.file, r.index, "image")["bytes"]
 
     def semantic(self, r: _Row) -> Optional[str]:
         """A digest of the semantic mask as class names per pixel (None when the row has none)."""
-        m = self._column(r.file, "semantic_mask")[r.index]
+        m = self._value(r.file, r.index, "semantic_mask")
         if not m:
             return None
         from .masks import decode_semantic
 
-        classes = self._column(r.file, "mask_classes")[r.index]
+        classes = self._value(r.file, r.index, "mask_classes")
         idx = decode_semantic(m["bytes"])
         h = hashlib.sha256(f"{idx.shape}".encode())
         names = {v: (classes[v] if v < len(classes) else f"#{v}") for v in set(idx.ravel().tolist())}
