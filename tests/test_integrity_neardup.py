@@ -102,10 +102,10 @@ def test_real_pbc_copies_found_different_cells_not_merged():
 def test_candidate_index_equals_all_pairs_comparison():
     rng = np.random.default_rng(0)
     h = rng.integers(0, 2**63, size=400, dtype=np.int64).astype(np.uint64)
-    for k in range(60):  # planted pairs 1..7 bits apart, bits spread over all chunks
-        bits = rng.choice(64, size=1 + k % 7, replace=False)
+    for k in range(60):  # planted pairs 1..9 bits apart, bits spread over all chunks
+        bits = rng.choice(64, size=1 + k % 9, replace=False)
         h[200 + k] = h[k] ^ np.uint64(sum(1 << int(b) for b in bits))
-    h[300] = h[50] ^ np.uint64((1 << 8) - 1)  # 8 bits away: beyond the threshold
+    h[300] = h[50] ^ np.uint64((1 << 10) - 1)  # 10 bits away: beyond the threshold
     cen = rng.integers(0, 2**63, size=400, dtype=np.int64).astype(np.uint64)
     cen[60] = h[360] ^ np.uint64(0b1011 << 40)  # centre of 60 ~ whole of 360 (3 bits)
     cen[380] = h[70] ^ np.uint64(1 << 3)       # whole of 70 ~ centre of 380
@@ -115,7 +115,7 @@ def test_candidate_index_equals_all_pairs_comparison():
     assert {(k, 200 + k) for k in range(60)} <= {(i, j) for i, j, _m in got} and not any(p[:2] == (50, 300) for p in got)
     assert (60, 360, neardup.CENTRE_WHOLE) in got and (70, 380, neardup.WHOLE_CENTRE) in got
     with pytest.raises(ValueError):
-        neardup.candidate_pairs(hexes, max_bits=8)
+        neardup.candidate_pairs(hexes, max_bits=2 * neardup.INDEX_CHUNKS)
 
 
 def _rows(tmp: Path, source: str, files: dict[str, bytes], split: str) -> Path:

@@ -9,9 +9,9 @@ releases put the same image in their training and test folders. Byte hashes
    perceptual hash (``imagehash.phash``) of the whole image and of its central square crop of
    side ``5/9`` of the shorter side (the MedMNIST derivation: 200 of 360 px). Two images are
    candidates when whole~whole, centre~whole or whole~centre differ in at most
-   :data:`MAX_HASH_BITS` bits (copies measured: 0-6 bits; different cells of the real PBC sample:
-   >= 18). Every such pair is found exactly, through a multi-index over 16-bit chunks, in
-   near-linear time (``benchmarks/bench_neardup.py``).
+   :data:`MAX_HASH_BITS` bits (copies measured: 0-8 bits, 28 px MedMNIST copies the farthest;
+   different cells of the real PBC sample: >= 18). Every such pair is found exactly, through a
+   multi-index over 13-bit chunks, in near-linear time (``benchmarks/bench_neardup.py``).
 2. **Confirmation** (per candidate): both images (the cropped one cropped as matched) are
    resized to the same ``s x s`` grid (``s`` = the smaller image's shorter side, at most
    :data:`COMPARE_SIZE`), converted to float RGB, and accepted when the mean absolute
@@ -42,8 +42,8 @@ import numpy as np
 HASH_SIZE = 8                  # imagehash default: 8x8 = 64-bit phash
 HASH_WORK_SIZE = 64            # images are reduced to >= 64 px (shorter side) before hashing
 CENTRE_FRACTION = 5 / 9        # MedMNIST: centre 200 x 200 of PBC's 360 x 363
-INDEX_CHUNKS = 4               # 64-bit hash = 4 x 16-bit chunks in the candidate index
-MAX_HASH_BITS = 7              # candidate threshold (of 64 bits); copies measured: 0-6
+INDEX_CHUNKS = 5               # 64-bit hash = 5 chunks (13,13,13,13,12 bits) in the candidate index
+MAX_HASH_BITS = 9              # candidate threshold (of 64 bits) = 2 * INDEX_CHUNKS - 1; copies measured: 0-8
 COMPARE_SIZE = 64
 MAX_MEAN_ABS_DIFF = 12.0       # of 255, RGB
 MIN_CORRELATION = 0.97
@@ -115,16 +115,23 @@ def _popcount(x: np.ndarray) -> np.ndarray:
 
 def _directed_pairs(a: np.ndarray, b: np.ndarray, max_bits: int, block_pairs: int = 1 << 22) -> np.ndarray:
     """Sorted unique ``i * m + j`` (``i != j``) with ``popcount(a[i] ^ b[j]) <= max_bits``, found
-    with a multi-index: one sorted index per aligned 16-bit chunk, probed with the chunk itself and
-    its 16 one-bit variants. Two hashes within 7 bits have a chunk differing in at most one bit
-    (pigeonhole over 4 chunks), so every pair within ``min(max_bits, 7)`` bits is found.
+    with a multi-index: one sorted index per chunk (:data:`INDEX_CHUNKS` nearly equal chunks of
+    the 64 bits), probed with the chunk itself and its one-bit variants. Two hashes within
+    ``2 * INDEX_CHUNKS - 1`` bits have a chunk differing in at most one bit (pigeonhole), so every
+    pair within ``min(max_bits, 2 * INDEX_CHUNKS - 1)`` bits is found.
     Vectorized; memory bounded by ``block_pairs``."""
     m = len(a)
     found = []
-    for c, probe in ((c, p) for c in range(INDEX_CHUNKS) for p in [0, *(1 << f for f in range(16))]):
-        shift = np.uint64(16 * c)
-        ka = ((a >> shift) & np.uint64(0xFFFF)).astype(np.int64) ^ probe
-        kb = ((b >> shift) & np.uint64(0xFFFF)).astype(np.int64)
+    chunks = []  # (shift, width): 64 bits in INDEX_CHUNKS nearly equal chunks
+    pos = 0
+    for c in range(INDEX_CHUNKS):
+        width = (64 - pos) // (INDEX_CHUNKS - c)
+        chunks.append((pos, width))
+        pos += width
+    for (shift, width), probe in ((ch, p) for ch in chunks for p in [0, *(1 << f for f in range(ch[1]))]):
+        mask = np.uint64((1 << width) - 1)
+        ka = ((a >> np.uint64(shift)) & mask).astype(np.int64) ^ probe
+        kb = ((b >> np.uint64(shift)) & mask).astype(np.int64)
         order = np.argsort(kb, kind="stable")
         sb = kb[order]
         lo, hi = np.searchsorted(sb, ka, "left"), np.searchsorted(sb, ka, "right")
@@ -149,11 +156,11 @@ def _directed_pairs(a: np.ndarray, b: np.ndarray, max_bits: int, block_pairs: in
 def candidate_pairs(phashes: list[list[str]], max_bits: int = MAX_HASH_BITS) -> list[tuple[int, int, int]]:
     """Every pair ``(i, j, mode)`` with ``i < j`` whose hashes (whole~whole, centre of ``i`` ~
     whole of ``j``, whole of ``i`` ~ centre of ``j``: ``mode``, whole~whole winning) differ in at
-    most ``max_bits`` (<= 7) bits: exactly the all-pairs result (tested against
+    most ``max_bits`` (<= ``2 * INDEX_CHUNKS - 1``) bits: exactly the all-pairs result (tested against
     :func:`exhaustive_pairs`), found through a multi-index (:func:`_directed_pairs`) in
     near-linear time instead of comparing all pairs. Rows without a hash (``[]``) are skipped."""
-    if max_bits > 7:
-        raise ValueError("the chunk index finds every pair within 7 bits; max_bits must be <= 7")
+    if max_bits > 2 * INDEX_CHUNKS - 1:
+        raise ValueError(f"the chunk index finds every pair within {2 * INDEX_CHUNKS - 1} bits; max_bits must not exceed it")
     ok = np.array([len(p) == 2 for p in phashes], dtype=bool)
     idx = np.nonzero(ok)[0]
     whole = _as_uint64(phashes[i][0] for i in idx)
