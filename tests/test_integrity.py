@@ -365,3 +365,80 @@ def test_card_states_the_policy_and_moved_rows(two_orders):
     text = (two_orders / "ab" / "README.md").read_text(encoding="utf-8")
     assert "## Splits and duplicates" in text and "published test > validation > train" in text
     assert "- `wbcatt`: validation->test (duplicate): 1" in text
+
+
+REAL_BCCD = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "bccd"
+
+
+@pytest.mark.skipif(not (REAL_BCCD / "BCCD").is_dir(), reason="real BCCD sample absent")
+def test_real_bccd_degenerate_boxes_are_flagged(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "out"
+    convert(["bccd"], REAL_BCCD.parent, out, ConvertOptions(**OPTS))
+    rows = all_rows(out, ["sample_id", "qc_flags", "objects"])
+    flagged = {sid: [f for f in r["qc_flags"] if f.startswith("degenerate_native_box:")] for sid, r in rows.items()}
+    for name in ("BloodImage_00338", "BloodImage_00343"):
+        sid = f"bccd/JPEGImages/{name}.jpg"
+        root = ET.parse(REAL_BCCD / "BCCD" / "Annotations" / f"{name}.xml").getroot()
+        want = []
+        for i, ob in enumerate(root.iter("object")):
+            bb = ob.find("bndbox")
+            x1, y1, x2, y2 = (float(bb.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax"))
+            if x1 == x2 or y1 == y2:
+                want.append(f"degenerate_native_box:{i}:{x1:g},{y1:g},{x2:g},{y2:g}")
+                assert rows[sid]["objects"]["bbox"][i][2:] == [1.0, 1.0] or x1 != x2  # kept, 1 px in VOC
+        assert want and flagged[sid] == want, (sid, flagged[sid])
+    assert sum(bool(v) for v in flagged.values()) == 2  # no other sample image has one
+
+
+def test_semantic_mask_conflicts_compare_class_maps_not_encodings(tmp_path):
+    from unihema_data.masks import encode_semantic
+
+    m = np.zeros((10, 10), np.uint8)
+    m[2:6, 2:6] = 1
+
+    def seg(source, name, idx, classes):
+        r = _row(source, name, "9" * 64)
+        r["tasks"] = ["segmentation"]
+        r["semantic_mask"] = {"bytes": encode_semantic(idx), "path": "mask.png"}
+        r["mask_classes"] = classes
+        return r
+
+    a = _write(tmp_path, "a", [seg("a", "x.png", m, ["background", "wbc_cytoplasm"])])
+    # same pixels, classes numbered the other way round: the same mask
+    b = _write(tmp_path, "b", [seg("b", "x.png", 1 - m, ["wbc_cytoplasm", "background"])])
+    m2 = m.copy()
+    m2[7, 7] = 1
+    c = _write(tmp_path, "c", [seg("c", "x.png", m2, ["background", "wbc_cytoplasm"])])
+    plan = integrity.resolve({"a": a, "b": b, "c": c}, {}, near_duplicates=False)
+    flags = {sid: f for u in plan.updates.values() for sid, (_s, f) in u.items()}
+    assert "label_conflict:c/x.png:mask" in flags["a/x.png"] and "label_conflict:c/x.png:mask" in flags["b/x.png"]
+    assert not any(f.startswith("label_conflict:b/") for f in flags["a/x.png"])
+
+
+REAL_ZHENG = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "zheng2018_wbc"
+
+
+@pytest.mark.skipif(not (REAL_ZHENG / "Dataset 1").is_dir(), reason="real Zheng sample absent")
+def test_real_zheng_identical_images_with_different_masks_conflict(tmp_path):
+    """The real quirk (Dataset 1: 139.bmp == 112.bmp, masks differ), reproduced on the sample:
+    002.bmp gets 001.bmp's bytes, each keeps its own real mask and CSV label."""
+    import csv as _csv
+    import shutil
+
+    raw = tmp_path / "raw" / "zheng2018_wbc"
+    shutil.copytree(REAL_ZHENG, raw)
+    d1 = raw / "Dataset 1"
+    (d1 / "002.bmp").write_bytes((d1 / "001.bmp").read_bytes())
+    out = tmp_path / "out"
+    convert(["zheng2018_wbc"], tmp_path / "raw", out, ConvertOptions(**OPTS))
+    rows = all_rows(out, ["sample_id", "split", "qc_flags", "label"])
+    a, b = "zheng2018_wbc/Dataset 1/001.bmp", "zheng2018_wbc/Dataset 1/002.bmp"
+    assert rows[a]["split"] == rows[b]["split"]
+    assert f"label_conflict:{b}:mask" in rows[a]["qc_flags"] and f"label_conflict:{a}:mask" in rows[b]["qc_flags"]
+    with open(raw / "Class Labels of Dataset 1.csv", newline="", encoding="utf-8-sig") as fh:
+        table = list(_csv.reader(fh))
+    same_label = rows[a]["label"] == rows[b]["label"]
+    assert (f"label_conflict:{b}:{label_name(rows[b]['label'])}" in rows[a]["qc_flags"]) == (not same_label), table[:3]
+    assert_no_leak(out)

@@ -99,27 +99,23 @@ def test_real_pbc_copies_found_different_cells_not_merged():
         assert differing > 5 * neardup.MAX_DIFFERING_FRACTION
 
 
-def test_candidate_index_finds_every_pair_within_3_bits_and_no_false_pair():
+def test_candidate_index_equals_all_pairs_comparison():
     rng = np.random.default_rng(0)
     h = rng.integers(0, 2**63, size=400, dtype=np.int64).astype(np.uint64)
-    for k in range(40):  # planted pairs 1..3 bits apart, bits spread over all chunks
-        bits = rng.choice(64, size=1 + k % 3, replace=False)
+    for k in range(60):  # planted pairs 1..9 bits apart, bits spread over all chunks
+        bits = rng.choice(64, size=1 + k % 9, replace=False)
         h[200 + k] = h[k] ^ np.uint64(sum(1 << int(b) for b in bits))
-    h[300] = h[50] ^ np.uint64((1 << 11) - 1)  # 11 bits away: beyond the threshold
+    h[300] = h[50] ^ np.uint64((1 << 10) - 1)  # 10 bits away: beyond the threshold
     cen = rng.integers(0, 2**63, size=400, dtype=np.int64).astype(np.uint64)
-    cen[60] = h[260] ^ np.uint64(1 << 40)       # centre of 60 ~ whole of 260
+    cen[60] = h[360] ^ np.uint64(0b1011 << 40)  # centre of 60 ~ whole of 360 (3 bits)
+    cen[380] = h[70] ^ np.uint64(1 << 3)       # whole of 70 ~ centre of 380
     hexes = [[f"{int(x):016x}", f"{int(c):016x}"] for x, c in zip(h, cen)]
     got = neardup.candidate_pairs(hexes)
-    pairs = {(i, j) for i, j, _m in got}
-    brute = neardup.exhaustive_pairs(hexes)
-    assert pairs <= brute  # never a pair beyond the threshold
-    assert {(k, 200 + k) for k in range(40)} <= pairs and (50, 300) not in pairs
-    assert (60, 260, neardup.CENTRE_WHOLE) in got
-    assert all(m == neardup.WHOLE_WHOLE for i, j, m in got if (i, j) in {(k, 200 + k) for k in range(40)})
-    # within 3 bits in any mode: all found
-    within3 = {(i, j) for i, j in brute if min(
-        bin(int(hexes[i][x], 16) ^ int(hexes[j][y], 16)).count("1") for x, y in ((0, 0), (1, 0), (0, 1))) <= 3}
-    assert within3 <= pairs
+    assert {(i, j) for i, j, _m in got} == neardup.exhaustive_pairs(hexes)
+    assert {(k, 200 + k) for k in range(60)} <= {(i, j) for i, j, _m in got} and not any(p[:2] == (50, 300) for p in got)
+    assert (60, 360, neardup.CENTRE_WHOLE) in got and (70, 380, neardup.WHOLE_CENTRE) in got
+    with pytest.raises(ValueError):
+        neardup.candidate_pairs(hexes, max_bits=2 * neardup.INDEX_CHUNKS)
 
 
 def _rows(tmp: Path, source: str, files: dict[str, bytes], split: str) -> Path:

@@ -24,7 +24,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-import pyarrow.parquet as pq
 
 from .adapters import get_adapter
 from .adapters.base import Adapter, AdapterError

@@ -23,7 +23,8 @@ plus the staged one) and:
    sample id being the representative that holds the split;
 4. flags ``label_conflict:<other sample_id>:<its label>`` on both rows of every byte-identical
    pair that disagree on the image label (``<its label>`` is the other row's canonical label),
-   on the boxes (``:boxes``) or on the masks (``:mask``). Only annotations both rows carry are
+   and/or ``label_conflict:<other sample_id>:boxes`` / ``:mask`` when they disagree on the boxes
+   or the masks. Only annotations both rows carry are
    compared (a classification row and a detection row of one image do not conflict).
 
 ``source_split`` never changes. The flags above are recomputed from scratch on every pass (the
@@ -157,48 +158,62 @@ class _UnionFind:
 
 
 class _ImageFetcher:
-    """Image (and semantic mask) bytes of a row, reading one row group's column at a time."""
+    """Image (and semantic mask) bytes of a row, reading only its row group's column (row groups
+    hold <= 100 rows / 32 MiB), with a small cache."""
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[Path, str], list] = {}
+    def __init__(self, max_cached: int = 32) -> None:
+        self._cache: dict[tuple[Path, int, str], list] = {}
+        self._starts: dict[Path, list[int]] = {}
+        self._max = max_cached
 
-    def _column(self, f: Path, col: str) -> list:
-        key = (f, col)
+    def _value(self, f: Path, index: int, col: str):
+        if f not in self._starts:
+            meta = pq.ParquetFile(f).metadata
+            starts, n = [], 0
+            for g in range(meta.num_row_groups):
+                starts.append(n)
+                n += meta.row_group(g).num_rows
+            self._starts[f] = starts
+        starts = self._starts[f]
+        g = max(k for k, s0 in enumerate(starts) if s0 <= index)
+        key = (f, g, col)
         if key not in self._cache:
-            if len(self._cache) > 8:
-                self._cache.clear()
-            self._cache[key] = pq.read_table(f, columns=[col]).column(col).to_pylist()
-        return self._cache[key]
+            if len(self._cache) >= self._max:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = pq.ParquetFile(f).read_row_group(g, columns=[col]).column(col).to_pylist()
+        return self._cache[key][index - starts[g]]
 
     def image(self, r: _Row) -> bytes:
-        return self._column(r.file, "image")[r.index]["bytes"]
+        return self._value(r.file, r.index, "image")["bytes"]
 
     def semantic(self, r: _Row) -> Optional[str]:
         """A digest of the semantic mask as class names per pixel (None when the row has none)."""
-        m = self._column(r.file, "semantic_mask")[r.index]
+        m = self._value(r.file, r.index, "semantic_mask")
         if not m:
             return None
         from .masks import decode_semantic
 
-        classes = self._column(r.file, "mask_classes")[r.index]
+        classes = self._value(r.file, r.index, "mask_classes")
         idx = decode_semantic(m["bytes"])
         h = hashlib.sha256(f"{idx.shape}".encode())
-        for v in sorted(set(idx.ravel().tolist())):
-            h.update(f"{classes[v] if v < len(classes) else v}:".encode())
+        names = {v: (classes[v] if v < len(classes) else f"#{v}") for v in set(idx.ravel().tolist())}
+        for v, name in sorted(names.items(), key=lambda t: t[1]):  # by class name: index order is per source
+            h.update(f"{name}:".encode())
             h.update((idx == v).tobytes())
         return h.hexdigest()
 
 
-def _conflict(a: _Row, b: _Row, fetch: _ImageFetcher) -> Optional[str]:
-    """What ``b`` says differently from ``a`` (``b``'s label, ``boxes`` or ``mask``), or None."""
+def _conflicts(a: _Row, b: _Row, fetch: _ImageFetcher) -> list[str]:
+    """What ``b`` says differently from ``a``: ``b``'s label, ``boxes``, ``mask`` (each at most once)."""
+    out = []
     if a.label >= 0 and b.label >= 0 and a.label != b.label:
-        return label_name(b.label)
+        out.append(label_name(b.label))
     if "detection" in a.tasks and "detection" in b.tasks and a.boxes != b.boxes:
-        return "boxes"
+        out.append("boxes")
     if "segmentation" in a.tasks and "segmentation" in b.tasks:
         if a.rles != b.rles or fetch.semantic(a) != fetch.semantic(b):
-            return "mask"
-    return None
+            out.append("mask")
+    return out
 
 
 def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out: Optional[Path] = None,
@@ -265,7 +280,7 @@ def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out:
                 else:
                     flags.append(f"near_duplicate_of:{rep.sample_id}")
             conflicts = [f"label_conflict:{rows[j].sample_id}:{c}" for j in ms
-                         if j != i and rows[j].sha == r.sha and (c := _conflict(r, rows[j], fetch)) is not None]
+                         if j != i and rows[j].sha == r.sha for c in _conflicts(r, rows[j], fetch)]
             if conflicts:
                 plan.conflicts += 1
                 flags.extend(conflicts)

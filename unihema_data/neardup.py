@@ -9,21 +9,22 @@ releases put the same image in their training and test folders. Byte hashes
    perceptual hash (``imagehash.phash``) of the whole image and of its central square crop of
    side ``5/9`` of the shorter side (the MedMNIST derivation: 200 of 360 px). Two images are
    candidates when whole~whole, centre~whole or whole~centre differ in at most
-   :data:`MAX_HASH_BITS` bits and share one of four aligned 16-bit chunks (a multi-index: every
-   pair within 3 bits is guaranteed, copies measured differ by 0-2 bits), so the search is
-   near-linear in the number of rows (``benchmarks/bench_neardup.py``).
+   :data:`MAX_HASH_BITS` bits (copies measured: 0-8 bits, 28 px MedMNIST copies the farthest;
+   different cells of the real PBC sample: >= 18). Every such pair is found exactly, through a
+   multi-index over 13-bit chunks, in near-linear time (``benchmarks/bench_neardup.py``).
 2. **Confirmation** (per candidate): both images (the cropped one cropped as matched) are
    resized to the same ``s x s`` grid (``s`` = the smaller image's shorter side, at most
    :data:`COMPARE_SIZE`), converted to float RGB, and accepted when the mean absolute
    difference is at most :data:`MAX_MEAN_ABS_DIFF` (of 255), the Pearson correlation of their
    grey levels is at least :data:`MIN_CORRELATION` *and* at most :data:`MAX_DIFFERING_FRACTION`
    of the grid's pixels differ by more than :data:`DIFFERING_LEVEL` grey levels. Resizing and
-   JPEG re-encoding change pixels by a few levels on average and almost none by much (measured:
-   mean <= 4.4, correlation >= 0.991, differing fraction <= 0.013 for 28-224 px copies and JPEG
-   quality 30-95 of the real PBC sample and of synthetic crops); two different cells of one smear
-   (same stain, background and framing) differ locally wherever their cells and neighbours are
-   not in the same place (real PBC: mean >= 22, correlation <= 0.69, differing >= 0.32; flat
-   synthetic crops: differing >= 0.057). Tests: tests/test_integrity_neardup.py; numbers per 10k
+   JPEG re-encoding change pixels by a few levels on average and almost none by much (measured
+   on 28-224 px copies, MedMNIST crops and JPEG quality 30-95: real PBC sample mean <= 4.4,
+   correlation >= 0.991, differing 0; synthetic crops mean <= 4.3, correlation >= 0.988,
+   differing <= 0.008); two different cells of one smear (same stain, background and framing)
+   differ wherever their cells and neighbours are not in the same place (real PBC, also at 28 px:
+   mean >= 22, correlation <= 0.81, differing >= 0.29; the closest synthetic pair: correlation
+   0.943, differing 0.024). Tests: tests/test_integrity_neardup.py; numbers per 10k
    images: benchmarks/bench_neardup.py.
 
 Decisions depend only on the two images' bytes, so they are cached by the pair of sha256 in
@@ -41,13 +42,13 @@ import numpy as np
 HASH_SIZE = 8                  # imagehash default: 8x8 = 64-bit phash
 HASH_WORK_SIZE = 64            # images are reduced to >= 64 px (shorter side) before hashing
 CENTRE_FRACTION = 5 / 9        # MedMNIST: centre 200 x 200 of PBC's 360 x 363
-INDEX_CHUNKS = 4               # 64-bit hash = 4 x 16-bit chunks in the candidate index
-MAX_HASH_BITS = 10             # candidate threshold (of 64 bits)
+INDEX_CHUNKS = 5               # 64-bit hash = 5 chunks (13,13,13,13,12 bits) in the candidate index
+MAX_HASH_BITS = 9              # candidate threshold (of 64 bits) = 2 * INDEX_CHUNKS - 1; copies measured: 0-8
 COMPARE_SIZE = 64
 MAX_MEAN_ABS_DIFF = 12.0       # of 255, RGB
-MIN_CORRELATION = 0.90
+MIN_CORRELATION = 0.97
 DIFFERING_LEVEL = 32           # grey levels
-MAX_DIFFERING_FRACTION = 0.03  # of the grid's pixels
+MAX_DIFFERING_FRACTION = 0.015  # of the grid's pixels
 CACHE = Path(".unihema") / "neardup-cache.json"
 #: modes of a candidate pair (i, j): which crop of each image matched
 WHOLE_WHOLE, CENTRE_WHOLE, WHOLE_CENTRE = 0, 1, 2
@@ -73,8 +74,8 @@ def centre_crop(img):
 
 def image_phashes(data: bytes) -> list[str]:
     """``[whole, centre]`` perceptual hashes (16 hex digits each) of an encoded image: the image
-    is decoded in grey (JPEG at a reduced scale), box-reduced to a shorter side of 64-127 px, then
-    hashed by ``imagehash.phash`` whole and centre-cropped. The same pipeline for every image, so
+    is decoded in grey (JPEG at a reduced scale, still >= 128 px), then the whole image and its
+    centre crop are each box-reduced to a shorter side of 64-127 px and hashed by ``imagehash.phash``. The same pipeline for every image, so
     copies at any size meet."""
     import imagehash
 
@@ -85,10 +86,15 @@ def image_phashes(data: bytes) -> list[str]:
     img.load()
     if img.mode != "L":
         img = img.convert("L")  # what phash does first; once for both crops
+    return [_hex(imagehash.phash(_reduced(img), hash_size=HASH_SIZE)),
+            _hex(imagehash.phash(_reduced(centre_crop(img)), hash_size=HASH_SIZE))]
+
+
+def _reduced(img):
+    """Box-reduce a large image to a shorter side of 64-127 px (phash's own 32x32 resize then
+    reads few pixels); the crop is taken before this, at the decoded resolution."""
     factor = min(img.size) // HASH_WORK_SIZE
-    if factor > 1:  # box-reduce large images first: phash's 32x32 resize then reads few pixels
-        img = img.reduce(factor)
-    return [_hex(imagehash.phash(img, hash_size=HASH_SIZE)), _hex(imagehash.phash(centre_crop(img), hash_size=HASH_SIZE))]
+    return img.reduce(factor) if factor > 1 else img
 
 
 def _hex(h) -> str:
@@ -108,15 +114,24 @@ def _popcount(x: np.ndarray) -> np.ndarray:
 
 
 def _directed_pairs(a: np.ndarray, b: np.ndarray, max_bits: int, block_pairs: int = 1 << 22) -> np.ndarray:
-    """Sorted unique ``i * m + j`` (``i != j``) with ``popcount(a[i] ^ b[j]) <= max_bits`` among the
-    pairs whose hashes share at least one of :data:`INDEX_CHUNKS` aligned 16-bit chunks (a sorted
-    index per chunk, vectorized; memory bounded by ``block_pairs``)."""
+    """Sorted unique ``i * m + j`` (``i != j``) with ``popcount(a[i] ^ b[j]) <= max_bits``, found
+    with a multi-index: one sorted index per chunk (:data:`INDEX_CHUNKS` nearly equal chunks of
+    the 64 bits), probed with the chunk itself and its one-bit variants. Two hashes within
+    ``2 * INDEX_CHUNKS - 1`` bits have a chunk differing in at most one bit (pigeonhole), so every
+    pair within ``min(max_bits, 2 * INDEX_CHUNKS - 1)`` bits is found.
+    Vectorized; memory bounded by ``block_pairs``."""
     m = len(a)
     found = []
+    chunks = []  # (shift, width): 64 bits in INDEX_CHUNKS nearly equal chunks
+    pos = 0
     for c in range(INDEX_CHUNKS):
-        shift = np.uint64(16 * c)
-        ka = ((a >> shift) & np.uint64(0xFFFF)).astype(np.int64)
-        kb = ((b >> shift) & np.uint64(0xFFFF)).astype(np.int64)
+        width = (64 - pos) // (INDEX_CHUNKS - c)
+        chunks.append((pos, width))
+        pos += width
+    for (shift, width), probe in ((ch, p) for ch in chunks for p in [0, *(1 << f for f in range(ch[1]))]):
+        mask = np.uint64((1 << width) - 1)
+        ka = ((a >> np.uint64(shift)) & mask).astype(np.int64) ^ probe
+        kb = ((b >> np.uint64(shift)) & mask).astype(np.int64)
         order = np.argsort(kb, kind="stable")
         sb = kb[order]
         lo, hi = np.searchsorted(sb, ka, "left"), np.searchsorted(sb, ka, "right")
@@ -141,11 +156,11 @@ def _directed_pairs(a: np.ndarray, b: np.ndarray, max_bits: int, block_pairs: in
 def candidate_pairs(phashes: list[list[str]], max_bits: int = MAX_HASH_BITS) -> list[tuple[int, int, int]]:
     """Every pair ``(i, j, mode)`` with ``i < j`` whose hashes (whole~whole, centre of ``i`` ~
     whole of ``j``, whole of ``i`` ~ centre of ``j``: ``mode``, whole~whole winning) differ in at
-    most ``max_bits`` bits *and* agree on at least one aligned 16-bit chunk. By the pigeonhole
-    principle every pair within 3 bits agrees on a chunk, so those are all found (measured copies
-    differ by 0-2 bits); pairs 4..``max_bits`` bits apart are found when a chunk agrees, which for
-    copies it nearly always does. Near-linear in the number of rows (one sorted index per chunk)
-    instead of all-pairs. Rows without a hash (``[]``) are skipped. Deterministic."""
+    most ``max_bits`` (<= ``2 * INDEX_CHUNKS - 1``) bits: exactly the all-pairs result (tested against
+    :func:`exhaustive_pairs`), found through a multi-index (:func:`_directed_pairs`) in
+    near-linear time instead of comparing all pairs. Rows without a hash (``[]``) are skipped."""
+    if max_bits > 2 * INDEX_CHUNKS - 1:
+        raise ValueError(f"the chunk index finds every pair within {2 * INDEX_CHUNKS - 1} bits; max_bits must not exceed it")
     ok = np.array([len(p) == 2 for p in phashes], dtype=bool)
     idx = np.nonzero(ok)[0]
     whole = _as_uint64(phashes[i][0] for i in idx)
