@@ -363,8 +363,9 @@ def test_cli_convert_and_stats_show_moved_rows(two_orders, tmp_path):
 
 def test_card_states_the_policy_and_moved_rows(two_orders):
     text = (two_orders / "ab" / "README.md").read_text(encoding="utf-8")
-    assert "## Splits and duplicates" in text and "published test > validation > train" in text
-    assert "- `wbcatt`: validation->test (duplicate): 1" in text
+    assert "## Splits and de-duplication" in text and "published test > validation > train" in text
+    # the per-source table says what the conversion changed, moved rows included
+    assert "moved by the split policy: validation->test (duplicate): 1" in text
 
 
 REAL_BCCD = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "bccd"

@@ -161,8 +161,8 @@ def test_committed_near_duplicates_validate_and_a_near_leak_is_reported(tmp_path
     a = _rows(tmp_path, "a", {"c9.jpg": cell}, split="test")
     b = _rows(tmp_path, "b", {"small.png": variants(cell)["resized64"]}, split="train")
     manifest = read_manifest(out)
-    for s in ("a", "b"):
-        manifest["sources"][s] = {"kind": "source", "counts": {}}
+    manifest["sources"]["a"] = {"kind": "source", "counts": {"test": 1}}
+    manifest["sources"]["b"] = {"kind": "source", "counts": {"train": 1}}  # the policy updates it
     out.mkdir()
     with out_lock(out):
         commit(out, {"a": a}, manifest)

@@ -57,6 +57,17 @@ def hub_env(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
     monkeypatch.setenv("HF_TOKEN", SECRET)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    _online_to_the_fake_hub(monkeypatch)
+
+
+def _online_to_the_fake_hub(monkeypatch):
+    """The suite runs with HF_HUB_OFFLINE=1 (no network); huggingface_hub reads it once at import.
+    The fake Hub is on 127.0.0.1, so these tests switch offline mode off for themselves only."""
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
 
 
 # ---------------------------------------------------------------------------------- license gate
@@ -191,6 +202,7 @@ def test_card_passes_the_hub_metadata_rules(corpus, monkeypatch):
     """``RepoCard.validate`` (huggingface_hub's own check, which asks the Hub's validate-yaml endpoint)
     against the fake Hub, which applies the Hub's documented metadata rules; a card with the old
     SPDX license id is rejected by the same path."""
+    _online_to_the_fake_hub(monkeypatch)
     import huggingface_hub.constants as hc
 
     from fake_hub import hub_metadata_rules
