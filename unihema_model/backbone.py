@@ -16,6 +16,7 @@ from transformers import AutoBackbone
 from transformers.models.deformable_detr.modeling_deformable_detr import replace_batch_norm
 
 from .position import SinePositionEmbedding
+from .weight_init import tag
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -55,6 +56,8 @@ class UniHemaBackbone(nn.Module):
         for _ in range(n_levels - len(channels)):
             projs.append(nn.Sequential(nn.Conv2d(in_c, d, kernel_size=3, stride=2, padding=1), _group_norm(d)))
             in_c = d
+        for proj in projs:  # DINO: xavier-uniform input projections, zero bias
+            tag(proj[0], "xavier")
         self.input_proj = nn.ModuleList(projs)
         self.position = SinePositionEmbedding(d, config.position_embedding_temperature)
 

@@ -31,8 +31,8 @@ Recipe (YAML; every key optional, defaults shown)::
       log_every: 1
       output_dir: runs/unihema
 
-Class and attribute vocabularies are read from the corpus (``label_maps.json`` is written next to the model);
-``num_det_classes``, ``num_cls_classes``, ``morph_attributes`` and ``morph_num_values`` are set from them.
+Class and attribute vocabularies come from the taxonomy's stable ids (:mod:`unihema_model.labels`) and are stored
+in the saved config (``id2label``, ``morph_value_names``; ``label_maps.json`` repeats them).
 Outputs: ``save_pretrained`` files, ``label_maps.json``, ``recipe.yaml`` and ``log.jsonl`` (one line per logged
 step with the loss dict).
 """
@@ -52,7 +52,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from .configuration_unihema import UniHemaConfig
-from .data import CorpusIndex, MultiTaskSampler, build_task_batch, corpus_files
+from .labels import vocabulary_overrides
+from .data import LabelMaps, CorpusIndex, MultiTaskSampler, build_task_batch, corpus_files
 from .modeling_unihema import UniHemaModel
 from .pretrained import load_pretrained_parts
 from .stages import STAGES, apply_stage
@@ -129,15 +130,7 @@ def load_tokenizer(name: str):
 
 
 def build_config(recipe: Recipe, index: CorpusIndex) -> UniHemaConfig:
-    overrides = dict(recipe.model.overrides)
-    maps = index.label_maps
-    if maps.detection:
-        overrides.setdefault("num_det_classes", len(maps.detection))
-    if maps.classification:
-        overrides.setdefault("num_cls_classes", len(maps.classification))
-    if maps.attributes:
-        overrides.setdefault("morph_attributes", list(maps.attributes))
-        overrides.setdefault("morph_num_values", [max(len(v), 1) for v in maps.attributes.values()])
+    overrides = {**vocabulary_overrides(), **recipe.model.overrides}
     return getattr(UniHemaConfig, recipe.model.preset)(**overrides)
 
 
@@ -151,7 +144,7 @@ def param_groups(model, lr: float, lr_backbone: float, weight_decay: float):
 
 
 def train(recipe: Recipe, data_dir: str | Path, steps: int | None = None, output_dir: str | Path | None = None,
-          log=print) -> dict:
+          log=print, overfit_batch: bool = False) -> dict:
     """Run a training loop; returns ``{"output_dir", "steps", "first_loss", "last_loss"}``."""
     t = recipe.train
     torch.manual_seed(t.seed)
@@ -171,6 +164,8 @@ def train(recipe: Recipe, data_dir: str | Path, steps: int | None = None, output
                        default=str)[:500])
     spec = apply_stage(model, t.stage)
     tokenizer = load_tokenizer(recipe.tokenizer)
+    model.set_default_prompts(tokenizer)
+    maps = LabelMaps.from_config(config)
     aug = recipe.data.detection_augment
     augment = DetrAugment(tuple(aug.scales), aug.max_size, tuple(aug.crop_resize_scales), aug.crop_min,
                           aug.crop_max, aug.hflip_prob) if aug is not None else None
@@ -183,15 +178,20 @@ def train(recipe: Recipe, data_dir: str | Path, steps: int | None = None, output
     n_steps = steps if steps is not None else t.steps
     log(f"tasks {sampler.tasks} | stage {t.stage} | {spec['num_trainable']:,} trainable parameters | {n_steps} steps")
     first = last = None
+    fixed = None
     with open(out_dir / "log.jsonl", "w") as log_file:
         for step in range(n_steps):
             start = time.time()
-            batches = {
-                task: build_task_batch(rows, task, index.label_maps, config, tokenizer,
-                                       recipe.data.image_size.get(task, DEFAULT_SIZES[task]),
-                                       text_only=bool(stage.get("text_only")), augment=augment, rng=aug_rng)
-                for task, rows in sampler.sample().items()
-            }
+            if fixed is None:
+                batches = {
+                    task: build_task_batch(rows, task, maps, config, tokenizer,
+                                           recipe.data.image_size.get(task, DEFAULT_SIZES[task]),
+                                           text_only=bool(stage.get("text_only")), augment=augment, rng=aug_rng)
+                    for task, rows in sampler.sample().items()
+                }
+                fixed = batches if overfit_batch else None
+            if overfit_batch:  # one fixed batch, incl. its denoising noise: the same input every step
+                torch.manual_seed(t.seed)
             out = model(batches)
             optimizer.zero_grad()
             out.loss.backward()
@@ -211,7 +211,7 @@ def train(recipe: Recipe, data_dir: str | Path, steps: int | None = None, output
             if step % max(t.log_every, 1) == 0 or step == n_steps - 1:
                 log(json.dumps(record))
     model.save_pretrained(out_dir)
-    (out_dir / "label_maps.json").write_text(index.label_maps.to_json())
+    (out_dir / "label_maps.json").write_text(maps.to_json())
     (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe.model_dump(), sort_keys=False))
     return {"output_dir": str(out_dir), "steps": n_steps, "first_loss": first, "last_loss": last}
 
@@ -223,12 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override train.steps")
     parser.add_argument("--output", default=None, help="override train.output_dir")
     parser.add_argument("--seed", type=int, default=None, help="override train.seed")
+    parser.add_argument("--overfit-batch", action="store_true",
+                        help="train on one fixed multi-task batch (sanity check: every task loss must fall)")
     args = parser.parse_args(argv)
     try:
         recipe = load_recipe(args.recipe)
         if args.seed is not None:
             recipe.train.seed = args.seed
-        result = train(recipe, args.data, steps=args.steps, output_dir=args.output)
+        result = train(recipe, args.data, steps=args.steps, output_dir=args.output, overfit_batch=args.overfit_batch)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
