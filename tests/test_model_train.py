@@ -29,7 +29,7 @@ data:
   detection_augment: {scales: [48, 64], max_size: 96, crop_resize_scales: [60], crop_min: 30, crop_max: 50}
 train:
   stage: all
-  steps: 2
+  max_steps: 2
   per_task_batch: 2
   lr: 1.0e-3
   lr_backbone: 1.0e-4
@@ -126,7 +126,7 @@ def test_unihema_train_runs_and_saves_a_loadable_model(corpus, tmp_path, capsys)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(RECIPE)
     out = tmp_path / "run"
-    assert main(["--recipe", str(recipe), "--data", str(corpus), "--steps", "3", "--output", str(out)]) == 0
+    assert main(["train", "--no-progress", "--recipe", str(recipe), "--data", str(corpus), "--steps", "3", "--output", str(out)]) == 0
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1, 2]
     assert all(np.isfinite(r["loss"]) for r in log)
@@ -144,11 +144,11 @@ def test_unihema_train_runs_and_saves_a_loadable_model(corpus, tmp_path, capsys)
 def test_recipe_validation_and_cli_errors(corpus, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: {stepz: 3}\n")
-    assert main(["--recipe", str(bad), "--data", str(corpus)]) == 2
+    assert main(["train", "--no-progress", "--recipe", str(bad), "--data", str(corpus)]) == 2
     good = tmp_path / "good.yaml"
     good.write_text(RECIPE)
     assert load_recipe(good).model.overrides["num_queries"] == 12
-    assert main(["--recipe", str(good), "--data", str(tmp_path / "empty")]) == 2
+    assert main(["train", "--no-progress", "--recipe", str(good), "--data", str(tmp_path / "empty")]) == 2
 
 
 def test_stage_presets_freeze_the_right_modules():
@@ -179,7 +179,7 @@ def test_stage_two_trains_text_without_images(corpus, tmp_path):
     recipe = tmp_path / "stage2.yaml"
     recipe.write_text(RECIPE.replace("stage: all", 'stage: "2"'))
     out = tmp_path / "run2"
-    assert main(["--recipe", str(recipe), "--data", str(corpus), "--steps", "1", "--output", str(out)]) == 0
+    assert main(["train", "--no-progress", "--recipe", str(recipe), "--data", str(corpus), "--steps", "1", "--output", str(out)]) == 0
     record = json.loads((out / "log.jsonl").read_text().splitlines()[0])
     assert {k for k in record if k.endswith("/loss")} == {"vqa/loss", "mlm/loss"}
 
@@ -229,7 +229,7 @@ def test_overfit_batch_drives_every_task_loss_down(corpus, tmp_path):
     recipe = tmp_path / "overfit.yaml"
     recipe.write_text(RECIPE.replace("lr: 1.0e-3", "lr: 2.0e-3\n  clip_max_norm: 1.0\n  weight_decay: 0.0"))
     out = tmp_path / "overfit"
-    assert main(["--recipe", str(recipe), "--data", str(corpus), "--steps", "40", "--output", str(out),
+    assert main(["train", "--no-progress", "--recipe", str(recipe), "--data", str(corpus), "--steps", "40", "--output", str(out),
                  "--overfit-batch"]) == 0
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     tasks = [k for k in log[0] if k.endswith("/loss")]

@@ -307,3 +307,9 @@ class UniHemaModel(UniHemaPreTrainedModel):
 
 
 __all__ = ["UniHemaModel", "UniHemaPreTrainedModel", "UniHemaOutput"]
+
+# make AutoConfig / AutoModel resolve model_type "unihema" (saved checkpoints load with the Auto classes)
+from transformers import AutoConfig as _AutoConfig, AutoModel as _AutoModel  # noqa: E402
+
+_AutoConfig.register("unihema", UniHemaConfig, exist_ok=True)
+_AutoModel.register(UniHemaConfig, UniHemaModel, exist_ok=True)
