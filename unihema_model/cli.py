@@ -4,8 +4,8 @@ Only typer is imported at module load: torch, transformers and accelerate are im
 ``unihema-train --help`` is instant. Commands::
 
     unihema-train train --recipe R.yaml --data OUT [--init-from RUN] [--resume CKPT] [--max-steps N] ...
-    unihema-train evaluate --checkpoint RUN --data OUT [--split test] [--out DIR]
-    unihema-train convert-dino CHECKPOINT.pth OUT_DIR [--preset paper]
+
+(``evaluate`` and ``convert-dino`` of issue 25 are not implemented yet.)
 
 Multi-GPU / multi-node: ``accelerate launch [--multi_gpu --num_processes N ...] -m unihema_model.cli train ...``.
 Errors (bad recipe, missing data or weights) print one line ``error: ...`` and exit with status 2.
@@ -65,44 +65,6 @@ def train_cmd(
     except (FileNotFoundError, ValueError, CliError) as err:
         _fail(err)
     typer.echo(json.dumps(result))
-
-
-@app.command("evaluate")
-def evaluate_cmd(
-    checkpoint: Path = typer.Option(..., help="run directory (or checkpoint) to evaluate"),
-    data: Path = typer.Option(..., help="converted corpus folder"),
-    split: str = typer.Option("test", help="corpus split"),
-    out: Optional[Path] = typer.Option(None, help="where to write metrics.json and metrics.md (default: checkpoint)"),
-    tokenizer: Optional[str] = typer.Option(None, help="tokenizer (default: the run's recipe, else byt5)"),
-    max_per_source: Optional[int] = typer.Option(None, help="evaluate at most N rows per source and task"),
-    probe: bool = typer.Option(True, help="also run the linear probe + kNN on frozen SCFE features"),
-    cpu: bool = typer.Option(False, help="force CPU"),
-) -> None:
-    """Table-1 metrics (mAP50 per source, F1, Dice/IoU, attribute F1, BLEU-4) + Table-2 SCFE probes."""
-    from .evaluate import run_evaluation
-
-    try:
-        result = run_evaluation(checkpoint, data, split=split, out_dir=out, tokenizer=tokenizer,
-                                max_per_source=max_per_source, probe=probe, cpu=cpu)
-    except (FileNotFoundError, ValueError) as err:
-        _fail(err)
-    typer.echo(result["markdown"])
-
-
-@app.command("convert-dino")
-def convert_dino_cmd(
-    checkpoint: Path = typer.Argument(..., help="DINO-4scale COCO checkpoint (checkpoint0011_4scale.pth)"),
-    output: Path = typer.Argument(..., help="directory for the converted Uni-Hema model"),
-    preset: str = typer.Option("paper", help="paper | released_code"),
-) -> None:
-    """Convert the DINO-4scale ResNet-50 COCO checkpoint into a Uni-Hema model (backbone, encoder, decoder)."""
-    from .dino_weights import convert_dino_checkpoint
-
-    try:
-        report = convert_dino_checkpoint(checkpoint, output, preset)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        _fail(err)
-    typer.echo(json.dumps({k: (len(v) if isinstance(v, list) else v) for k, v in report.items()}))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,7 +53,7 @@ MORPHOLOGY_ATTRIBUTES = (
     "cytoplasmic_vacuoles",
 )
 
-TASKS = ("detection", "attributes", "segmentation", "classification", "vqa", "mlm")
+TASKS = ("detection", "attributes", "segmentation", "classification", "vqa", "mlm", "caption")  # caption: HemBLIP-style
 
 DEFAULT_LOSS_WEIGHTS = {
     "loss_ce": 1.0,

@@ -241,8 +241,9 @@ def build_task_batch(rows: list[dict], task: str, maps: LabelMaps, config, token
         batch["masks"] = torch.stack([_binary_mask(r, image_size) for r in rows])
     elif task == "classification":
         batch["class_labels"] = torch.tensor([label_id(r["label"], maps.classification, _where(r)) for r in rows])
-    if task in ("vqa", "mlm"):
-        source, target = ("question", "answer") if task == "vqa" else ("masked_text", "target_text")
+    if task in ("vqa", "mlm", "caption"):
+        source, target = {"vqa": ("question", "answer"), "mlm": ("masked_text", "target_text"),
+                          "caption": ("prompt", "target_text")}[task]
         prompts = [build_prompt(task, r.get(source) or "", config) for r in rows]
         batch.update(tokenize_prompts(tokenizer, prompts, config))
         batch["labels"] = tokenize_targets(tokenizer, [r.get(target) or "" for r in rows], config)

@@ -214,6 +214,7 @@ class UniHemaModel(UniHemaPreTrainedModel):
             "classification": self._forward_classification,
             "vqa": self._forward_text,
             "mlm": self._forward_text,
+            "caption": self._forward_text,  # image -> morphology caption (wbcatt_caption), same path as VQA
         }
         task_outputs, loss_dict, total = {}, {}, None
         for task, batch in task_batches.items():
