@@ -23,6 +23,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Train, evaluate and convert weights for the Uni-Hema reference model.")
 
 
+@app.callback()
+def _root() -> None:
+    """Train the Uni-Hema reference model (commands below)."""
+
+
 class CliError(Exception):
     pass
 
