@@ -27,6 +27,7 @@ _EXPORTS = {
     "text_task_batch": "text",
     "tokenize_prompts": "text",
     "tokenize_targets": "text",
+    "UniHemaPipeline": "inference",
 }
 
 __all__ = sorted(_EXPORTS)

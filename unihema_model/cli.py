@@ -3,9 +3,7 @@
 Only typer is imported at module load: torch, transformers and accelerate are imported when a command runs, so
 ``unihema-train --help`` is instant. Commands::
 
-    unihema-train train --recipe R.yaml --data OUT [--init-from RUN] [--resume CKPT] [--max-steps N] ...
-
-(``evaluate`` and ``convert-dino`` of issue 25 are not implemented yet.)
+    unihema-train train --recipe R.yaml --data OUT [--init-from RUN] [--resume CKPT] [--max-steps N] ...    unihema-train evaluate --checkpoint RUN --data OUT [--split test] [--out DIR]
 
 Multi-GPU / multi-node: ``accelerate launch [--multi_gpu --num_processes N ...] -m unihema_model.cli train ...``.
 Errors (bad recipe, missing data or weights) print one line ``error: ...`` and exit with status 2.
@@ -70,6 +68,28 @@ def train_cmd(
     except (FileNotFoundError, ValueError, CliError) as err:
         _fail(err)
     typer.echo(json.dumps(result))
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    checkpoint: Path = typer.Option(..., help="run directory written by `unihema-train train`"),
+    data: Path = typer.Option(..., help="converted corpus folder"),
+    split: str = typer.Option("test", help="corpus split"),
+    out: Optional[Path] = typer.Option(None, help="where to write metrics.json / metrics.md (default: checkpoint)"),
+    tokenizer: Optional[str] = typer.Option(None, help="tokenizer (default: the run's recipe, else byt5)"),
+    max_per_source: Optional[int] = typer.Option(None, help="at most N rows per source and task"),
+    probe: bool = typer.Option(True, help="also the linear probe + kNN on frozen SCFE features (Table 2)"),
+    cpu: bool = typer.Option(False, help="force CPU"),
+) -> None:
+    """Table-1 metrics (mAP50 per source + mean, F1, Dice/IoU, attribute F1, BLEU-4) and the SCFE probes."""
+    from .evaluate import run_evaluation
+
+    try:
+        result = run_evaluation(checkpoint, data, split=split, out_dir=out, tokenizer=tokenizer,
+                                max_per_source=max_per_source, probe=probe, cpu=cpu)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(err)
+    typer.echo(result["markdown"])
 
 
 def main(argv: list[str] | None = None) -> int:
