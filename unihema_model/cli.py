@@ -4,6 +4,7 @@ Only typer is imported at module load: torch, transformers and accelerate are im
 ``unihema-train --help`` is instant. Commands::
 
     unihema-train train --recipe R.yaml --data OUT [--init-from RUN] [--resume CKPT] [--max-steps N] ...    unihema-train evaluate --checkpoint RUN --data OUT [--split test] [--out DIR]
+    unihema-train convert-dino checkpoint0011_4scale.pth runs/dino_init [--preset paper]
 
 Multi-GPU / multi-node: ``accelerate launch [--multi_gpu --num_processes N ...] -m unihema_model.cli train ...``.
 Errors (bad recipe, missing data or weights) print one line ``error: ...`` and exit with status 2.
@@ -90,6 +91,22 @@ def evaluate_cmd(
     except (FileNotFoundError, ValueError) as err:
         _fail(err)
     typer.echo(result["markdown"])
+
+
+@app.command("convert-dino")
+def convert_dino_cmd(
+    checkpoint: Path = typer.Argument(..., help="DINO-4scale COCO checkpoint (checkpoint0011_4scale.pth)"),
+    output: Path = typer.Argument(..., help="directory for the converted Uni-Hema model (use with --init-from)"),
+    preset: str = typer.Option("paper", help="paper | released_code"),
+) -> None:
+    """Convert the DINO-4scale ResNet-50 COCO checkpoint into a Uni-Hema model (backbone, encoder, decoder)."""
+    from .dino_weights import convert_dino_checkpoint
+
+    try:
+        report = convert_dino_checkpoint(checkpoint, output, preset)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(err)
+    typer.echo(json.dumps({k: len(v) for k, v in report.items()}))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -337,8 +337,10 @@ class Trainer:
         if random_init:
             return model
         if r.dino_checkpoint:
-            raise ValueError("model.dino_checkpoint: the DINO-4scale checkpoint converter is not implemented yet; "
-                             "set it to null (or use --random-init)")
+            from .dino_weights import load_dino_checkpoint
+
+            report = load_dino_checkpoint(model, r.dino_checkpoint)
+            self.log(f"DINO checkpoint: {len(report['loaded'])} tensors loaded, {len(report['skipped'])} skipped")
         if r.resnet_path or r.t5_path:
             report = load_pretrained_parts(model, r.resnet_path, r.t5_path)
             errors = {k: v["error"] for k, v in report.items() if "error" in v}
