@@ -150,3 +150,19 @@ def test_each_stage_recipe_runs_one_step_with_random_init(name, corpus, tmp_path
         if n in before and not p.requires_grad:
             assert torch.equal(before[n], p.detach()), f"frozen {n} changed"
     assert (tmp_path / name / "config.json").is_file()
+
+
+def test_dataloader_workers_give_the_same_batches(corpus, tmp_path):
+    """``train.num_workers`` builds batches in worker processes; they are a pure function of the position, so the
+    stream equals the in-process one (and resume positions stay valid)."""
+    recipe = _recipe(tmp_path, num_workers=2, max_steps=3)
+    trainer = Trainer(recipe, corpus, tmp_path / "w", random_init=True, cpu=True, progress=False, log=lambda m: None)
+    trainer.epoch, trainer.step_in_epoch = 0, 1  # start mid-epoch, as after a resume
+    with_workers = list(trainer._batch_stream(3))
+    recipe.train.num_workers = 0
+    in_process = list(trainer._batch_stream(3))
+    assert len(with_workers) == len(in_process) == 3
+    for a, b in zip(with_workers, in_process):
+        assert a.keys() == b.keys()
+        for task in a:
+            assert torch.equal(a[task]["pixel_values"], b[task]["pixel_values"])

@@ -38,6 +38,8 @@ Recipe (YAML, validated by pydantic; unknown keys are errors)::
       mixed_precision: "no"   # no | bf16 | fp16 (GPU)
       save_every_steps: null  # checkpoint every N optimizer steps (always at each epoch end; not with --overfit-batch)
       keep_checkpoints: 2     # older checkpoints are deleted
+      num_workers: 0          # DataLoader worker processes building batches ahead of the GPU (0 = main process);
+                              # batches are a pure function of (seed, epoch, step, rank), so workers change nothing
       seed: 42
       log_every: 1
       output_dir: runs/unihema
@@ -121,6 +123,7 @@ class TrainRecipe(_Strict):
     mixed_precision: str = "no"
     save_every_steps: int | None = None
     keep_checkpoints: int = 2
+    num_workers: int = 0
     seed: int = 42
     log_every: int = 1
     output_dir: str = "runs/unihema"
@@ -259,6 +262,19 @@ def load_model_weights(path: str | Path):
     raise FileNotFoundError(f"{path}: no saved Uni-Hema model (config.json + *.safetensors)")
 
 
+class _StepDataset:
+    """Map-style dataset over (epoch, step) positions for DataLoader workers."""
+
+    def __init__(self, trainer, positions):
+        self.trainer, self.positions = trainer, positions
+
+    def __len__(self):
+        return len(self.positions)
+
+    def __getitem__(self, i):
+        return self.trainer.batch_for(*self.positions[i])
+
+
 class Trainer:
     """One training run; see the module docstring. ``log`` receives human-readable lines (process 0 only)."""
 
@@ -362,6 +378,22 @@ class Trainer:
             for task, entries in picks.items()
         }
 
+    def _batch_stream(self, total: int):
+        """Batches from the current (epoch, step) on, built by ``train.num_workers`` DataLoader workers (in order)."""
+        import torch
+
+        t = self.recipe.train
+        per_epoch = self.sampler.steps_per_epoch
+        start = self.epoch * per_epoch + self.step_in_epoch
+        count = (total - self.global_step) * max(t.grad_accum, 1)
+        positions = [divmod(start + i, per_epoch) for i in range(count)]
+        if t.num_workers <= 0:
+            return (self.batch_for(e, s) for e, s in positions)
+        loader = torch.utils.data.DataLoader(
+            _StepDataset(self, positions), batch_size=None, shuffle=False, num_workers=t.num_workers,
+            pin_memory=self.accelerator.device.type == "cuda", prefetch_factor=2, persistent_workers=False)
+        return iter(loader)
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:
         acc = self.accelerator
@@ -409,13 +441,14 @@ class Trainer:
 
             bar = tqdm(total=total, initial=self.global_step, desc="train", dynamic_ncols=True)
         log_file = open(self.out_dir / "log.jsonl", "a") if acc.is_main_process else None
+        batches = None if fixed is not None else self._batch_stream(total)
         self.model.train()
         try:
             while self.global_step < total:
                 start = time.time()
                 task_losses: dict[str, float] = {}
                 for _ in range(max(t.grad_accum, 1)):
-                    batch = fixed if fixed is not None else self.batch_for(self.epoch, self.step_in_epoch)
+                    batch = fixed if fixed is not None else next(batches)
                     if fixed is not None:
                         torch.manual_seed(t.seed)  # the same denoising noise / dropout every step
                     with acc.accumulate(self.model):
