@@ -93,11 +93,17 @@ def test_single_cell_classification_overfits_two_images():
 
 
 def test_decoder_box_head_stays_alive_and_refines():
-    """The decoder's box MLP must keep active hidden units on every image and move the boxes away from the
-    encoder proposals (it was dead on 11 of 12 images with N(0, 0.02) init at lr 1e-3)."""
+    """The decoder's box MLP must carry signal from the start, keep active hidden units on every image and move the
+    boxes away from the encoder proposals. With transformers' N(0, 0.02) init the hidden layers shrink the signal
+    ~100x; measured over 150 detection steps (6 synthetic batches, lr 1e-3, clip 0.1): decoder box L1 0.252 vs
+    encoder proposals 0.252 (no refinement) with that init, 0.091 vs 0.093 with PyTorch's default init."""
     torch.manual_seed(0)
     config = UniHemaConfig.tiny(num_queries=12, dn_number=4)
     model = UniHemaModel(config).train()
+    head = model.decoder.bbox_embed[0]
+    x = torch.randn(64, config.d_model)
+    hidden = torch.relu(head.layers[1](torch.relu(head.layers[0](x))))
+    assert hidden.std() > 0.1 * x.std()  # N(0, 0.02) init: ~0.005
     batch = synthetic_task_batches(config, batch_size=2, seed=1, tasks=("detection",))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     for _ in range(40):
@@ -109,7 +115,6 @@ def test_decoder_box_head_stays_alive_and_refines():
         opt.step()
     model.eval()
     acts = {}
-    head = model.decoder.bbox_embed[0]
     hook = head.layers[1].register_forward_hook(lambda m, i, o: acts.setdefault("h", []).append(o.relu()))
     with torch.no_grad():
         out = model(batch).task_outputs["detection"]["decoder_output"]
