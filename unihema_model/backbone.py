@@ -19,9 +19,19 @@ from .position import SinePositionEmbedding
 from .weight_init import tag
 
 
+class FP32GroupNorm(nn.GroupNorm):
+    """GroupNorm computed in float32 under autocast (bf16 statistics of small / 1x1 maps overflow the gradient;
+    CUDA autocast already keeps group_norm in fp32, CPU autocast does not). Same parameters as ``nn.GroupNorm``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = nn.functional.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(), self.eps)
+        return out.to(x.dtype)
+
+
 def _group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm(32) as in DINO when possible; small widths keep >= 2 channels per group (1x1 maps)."""
-    return nn.GroupNorm(math.gcd(32, max(channels // 2, 1)), channels)
+    return FP32GroupNorm(math.gcd(32, max(channels // 2, 1)), channels)
 
 
 @dataclass

@@ -446,6 +446,7 @@ class Trainer:
         try:
             while self.global_step < total:
                 start = time.time()
+                skipped = 0
                 task_losses: dict[str, float] = {}
                 for _ in range(max(t.grad_accum, 1)):
                     batch = fixed if fixed is not None else next(batches)
@@ -454,10 +455,16 @@ class Trainer:
                     with acc.accumulate(self.model):
                         out = self.model(_to_device(batch, acc.device))
                         acc.backward(out.loss)
-                        if acc.sync_gradients and t.clip_max_norm:
-                            acc.clip_grad_norm_(self.model.parameters(), t.clip_max_norm)
-                        self.optimizer.step()
-                        self.scheduler.step()
+                        finite = True
+                        if acc.sync_gradients:
+                            norm = acc.clip_grad_norm_(self.model.parameters(), t.clip_max_norm or float("inf"))
+                            finite = bool(torch.isfinite(torch.as_tensor(norm)))
+                        if finite:
+                            self.optimizer.step()
+                            self.scheduler.step()
+                        else:  # as fp16 loss scaling does: never apply inf/nan gradients
+                            skipped += 1
+                            self.log(f"step {self.global_step}: non-finite gradient norm, update skipped")
                         self.optimizer.zero_grad()
                     for k, v in out.loss_dict.items():
                         if k.endswith("/loss"):
@@ -472,6 +479,7 @@ class Trainer:
                 last = loss
                 record = {"step": self.global_step, "epoch": self.epoch, "loss": loss,
                           "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(time.time() - start, 3),
+                          **({"skipped_updates": skipped} if skipped else {}),
                           **{k: round(v, 6) for k, v in task_losses.items()}}
                 self.global_step += 1
                 if log_file is not None:
