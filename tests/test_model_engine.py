@@ -166,3 +166,23 @@ def test_dataloader_workers_give_the_same_batches(corpus, tmp_path):
         assert a.keys() == b.keys()
         for task in a:
             assert torch.equal(a[task]["pixel_values"], b[task]["pixel_values"])
+
+
+def test_init_from_starts_the_next_stage_from_the_previous_run(corpus, tmp_path):
+    from safetensors.torch import load_file
+
+    first = _recipe(tmp_path, "s1.yaml", stage="1", max_steps=1)
+    _run(first, corpus, tmp_path / "stage1")
+    saved = load_file(tmp_path / "stage1" / "model.safetensors")
+    second = _recipe(tmp_path, "s5.yaml", stage="5", max_steps=1)
+    trainer = Trainer(second, corpus, tmp_path / "stage5", init_from=tmp_path / "stage1", cpu=True, progress=False,
+                      log=lambda m: None)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in saved.items())  # stage-1 weights, incl. the trained SCFE
+    assert [n for n, p in model.named_parameters() if p.requires_grad] and all(
+        n.startswith("qgmf.") for n, p in model.named_parameters() if p.requires_grad)
+    trainer.train()
+    after = load_file(tmp_path / "stage5" / "model.safetensors")
+    assert torch.equal(after["scfe.proj.weight"], saved["scfe.proj.weight"])  # frozen in stage 5
+    assert not torch.equal(after["qgmf.proj.weight"], saved["qgmf.proj.weight"])  # trained in stage 5
