@@ -69,12 +69,22 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(os.environ.get("UNIHEMA_SLOW") != "1", reason="spawns 2 processes (~45 s); set UNIHEMA_SLOW=1")
-def test_two_process_gloo_matches_single_process_gradients(corpus, tmp_path):
+def test_two_process_gloo_matches_single_process_gradients(tmp_path):
     from unihema_model.testing import ddp_gradient_worker
+
+    # the two detection images get 2 and 1 boxes: only a box count averaged over processes (DETR's all-reduce)
+    # makes the per-process normalisers agree with the single-process one
+    rows = _rows(np.random.default_rng(0))
+    rows[3]["objects"] = {k: v[:1] for k, v in rows[3]["objects"].items()}
+    data = tmp_path / "corpus" / "data" / "toy"
+    data.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA), data / "train-00000-of-00001.parquet")
+    corpus = tmp_path / "corpus"
 
     raw = yaml.safe_load(RECIPE)
     raw["model"]["overrides"]["scfe_dropout"] = 0.0
-    raw["train"].update(tasks=["classification", "segmentation"], per_task_batch=1)
+    raw["data"]["detection_augment"] = None  # augmentation draws per rank; compare on fixed inputs
+    raw["train"].update(tasks=["detection", "classification", "segmentation"], per_task_batch=1)
     two = tmp_path / "two.yaml"
     two.write_text(yaml.safe_dump(raw))
     raw["train"]["per_task_batch"] = 2
@@ -96,8 +106,9 @@ def test_two_process_gloo_matches_single_process_gradients(corpus, tmp_path):
     params = torch.load(str(out) + ".params")
     assert all(torch.equal(p.detach(), params[n]) for n, p in single.model.named_parameters())  # same start
     assert grads.keys() == ddp.keys() and len(grads) > 20
-    for name in grads:
-        torch.testing.assert_close(ddp[name], grads[name], rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
+    for name in grads:  # equal up to float summation order (a wrong normaliser is off by tens of percent)
+        diff, scale = float((ddp[name] - grads[name]).norm()), float(grads[name].norm())
+        assert diff <= 1e-3 * scale + 1e-6, (name, diff, scale)  # + 1e-6: grads that are 0 up to rounding
 
 
 def test_epoch_sampler_is_stateless_disjoint_and_covers_the_largest_task():
