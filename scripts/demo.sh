@@ -9,4 +9,4 @@ bash scripts/setup.sh
 out="${1:-demo_out}"
 unihema-data demo --out "$out"
 echo "training the tiny Uni-Hema model for 5 steps on $out/dataset (all six tasks, CPU):"
-unihema-train --recipe tiny --data "$out/dataset" --steps 5 --output "$out/runs/tiny"
+unihema-train train --recipe tiny --data "$out/dataset" --max-steps 5 --output "$out/runs/tiny"

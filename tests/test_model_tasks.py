@@ -17,7 +17,11 @@ ALL_TASKS = ("detection", "attributes", "segmentation", "classification", "vqa",
 def tiny():
     torch.manual_seed(0)
     config = UniHemaConfig.tiny()
-    return config, UniHemaModel(config)
+    model = UniHemaModel(config)
+    from transformers import ByT5Tokenizer
+
+    model.set_default_prompts(ByT5Tokenizer())  # predict_* without a prompt uses these (as training does)
+    return config, model
 
 
 @pytest.mark.parametrize("task", ALL_TASKS)

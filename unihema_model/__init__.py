@@ -1,41 +1,48 @@
 """Uni-Hema reference model (arXiv 2511.13889): ResNet-50 + DINO deformable encoder/decoder + T5 + Hema-Former,
-as a transformers ``PreTrainedModel``. See :mod:`unihema_model.modeling_unihema` for the task-batch interface."""
+as a transformers ``PreTrainedModel``. See :mod:`unihema_model.modeling_unihema` for the task-batch interface.
+
+Attributes are imported lazily (PEP 562), so ``import unihema_model.cli`` (``unihema-train --help``) does not load
+torch or transformers. Importing :mod:`unihema_model.modeling_unihema` registers ``model_type="unihema"`` with
+``AutoConfig`` / ``AutoModel``.
+"""
+from __future__ import annotations
+
+import importlib
+
 from ._require import require_model_extra as _require_model_extra
 
-_require_model_extra()  # names the `model` extra when torch/transformers are missing
-from .configuration_unihema import MORPHOLOGY_ATTRIBUTES, TASKS, UniHemaConfig
-from .modeling_unihema import UniHemaModel, UniHemaOutput, UniHemaPreTrainedModel
-from .postprocess import (
-    post_process_classification,
-    post_process_detection,
-    post_process_segmentation,
-    to_coco_detections,
-)
-from .pretrained import load_pretrained_parts
-from .text import build_prompt, detection_prompt, generate_text, text_task_batch, tokenize_prompts, tokenize_targets
+_require_model_extra()  # names the `model` extra when torch/transformers are missing (find_spec only, no import)
 
-# make AutoConfig / AutoModel resolve model_type "unihema" (saved checkpoints load with the Auto classes)
-from transformers import AutoConfig as _AutoConfig, AutoModel as _AutoModel  # noqa: E402
+_EXPORTS = {
+    "MORPHOLOGY_ATTRIBUTES": "configuration_unihema",
+    "TASKS": "configuration_unihema",
+    "UniHemaConfig": "configuration_unihema",
+    "UniHemaModel": "modeling_unihema",
+    "UniHemaOutput": "modeling_unihema",
+    "UniHemaPreTrainedModel": "modeling_unihema",
+    "post_process_classification": "postprocess",
+    "post_process_detection": "postprocess",
+    "post_process_segmentation": "postprocess",
+    "to_coco_detections": "postprocess",
+    "load_pretrained_parts": "pretrained",
+    "build_prompt": "text",
+    "detection_prompt": "text",
+    "generate_text": "text",
+    "text_task_batch": "text",
+    "tokenize_prompts": "text",
+    "tokenize_targets": "text",
+    "UniHemaPipeline": "inference",
+}
 
-_AutoConfig.register("unihema", UniHemaConfig, exist_ok=True)
-_AutoModel.register(UniHemaConfig, UniHemaModel, exist_ok=True)
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "MORPHOLOGY_ATTRIBUTES",
-    "TASKS",
-    "UniHemaConfig",
-    "UniHemaModel",
-    "UniHemaOutput",
-    "UniHemaPreTrainedModel",
-    "build_prompt",
-    "detection_prompt",
-    "generate_text",
-    "text_task_batch",
-    "tokenize_prompts",
-    "tokenize_targets",
-    "load_pretrained_parts",
-    "post_process_classification",
-    "post_process_detection",
-    "post_process_segmentation",
-    "to_coco_detections",
-]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        if _EXPORTS[name] != "modeling_unihema":
+            importlib.import_module(".modeling_unihema", __name__)  # Auto* registration
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

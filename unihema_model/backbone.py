@@ -16,11 +16,22 @@ from transformers import AutoBackbone
 from transformers.models.deformable_detr.modeling_deformable_detr import replace_batch_norm
 
 from .position import SinePositionEmbedding
+from .weight_init import tag
+
+
+class FP32GroupNorm(nn.GroupNorm):
+    """GroupNorm computed in float32 under autocast (bf16 statistics of small / 1x1 maps overflow the gradient;
+    CUDA autocast already keeps group_norm in fp32, CPU autocast does not). Same parameters as ``nn.GroupNorm``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = nn.functional.group_norm(x.float(), self.num_groups, self.weight.float(), self.bias.float(), self.eps)
+        return out.to(x.dtype)
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm(32) as in DINO when possible; small widths keep >= 2 channels per group (1x1 maps)."""
-    return nn.GroupNorm(math.gcd(32, max(channels // 2, 1)), channels)
+    return FP32GroupNorm(math.gcd(32, max(channels // 2, 1)), channels)
 
 
 @dataclass
@@ -55,6 +66,8 @@ class UniHemaBackbone(nn.Module):
         for _ in range(n_levels - len(channels)):
             projs.append(nn.Sequential(nn.Conv2d(in_c, d, kernel_size=3, stride=2, padding=1), _group_norm(d)))
             in_c = d
+        for proj in projs:  # DINO: xavier-uniform input projections, zero bias
+            tag(proj[0], "xavier")
         self.input_proj = nn.ModuleList(projs)
         self.position = SinePositionEmbedding(d, config.position_embedding_temperature)
 

@@ -53,7 +53,7 @@ MORPHOLOGY_ATTRIBUTES = (
     "cytoplasmic_vacuoles",
 )
 
-TASKS = ("detection", "attributes", "segmentation", "classification", "vqa", "mlm")
+TASKS = ("detection", "attributes", "segmentation", "classification", "vqa", "mlm", "caption")  # caption: HemBLIP-style
 
 DEFAULT_LOSS_WEIGHTS = {
     "loss_ce": 1.0,
@@ -67,6 +67,10 @@ DEFAULT_LOSS_WEIGHTS = {
 }
 
 DEFAULT_TASK_WEIGHTS = {t: 1.0 for t in TASKS}
+
+# T5 / ByT5 special token ids (the released t5-base and flan-t5-base configs): pad = decoder start = 0, eos = 1.
+# ``T5Config()`` does not set ``decoder_start_token_id``; without it teacher forcing and ``generate`` fail.
+T5_SPECIAL_IDS = {"decoder_start_token_id": 0, "pad_token_id": 0, "eos_token_id": 1}
 
 
 @strict
@@ -175,6 +179,14 @@ class UniHemaConfig(PreTrainedConfig):
     init_std: float = 0.02
     is_encoder_decoder: bool = False
 
+    # vocabularies stored with the weights (set by ``unihema-train`` from the taxonomy; see unihema_model.labels)
+    # ``id2label`` (inherited) maps the stable taxonomy class ids (``class_names()[i]``) to names for both the
+    # detection and the classification head; ``morph_value_names[attribute]`` names each attribute's values.
+    morph_value_names: dict | None = None
+    # token ids of the default prompt per task (detection / attributes / segmentation), used by ``predict_*``
+    # when no prompt is given so that TGVR runs as in training; set with ``UniHemaModel.set_default_prompts``
+    default_prompt_ids: dict | None = None
+
     def __post_init__(self, **kwargs):
         if self.morph_attributes is None:
             self.morph_attributes = list(MORPHOLOGY_ATTRIBUTES)
@@ -196,6 +208,13 @@ class UniHemaConfig(PreTrainedConfig):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         super().__post_init__(**kwargs)
+        text = self.text_config
+        if text is not None and getattr(text, "decoder_start_token_id", None) is None:
+            # T5 starts decoding with the pad token; a T5Config built without it breaks teacher forcing / generate
+            pad = getattr(text, "pad_token_id", None)
+            text.decoder_start_token_id = 0 if pad is None else pad
+            if pad is None:
+                text.pad_token_id = 0
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -209,9 +228,9 @@ class UniHemaConfig(PreTrainedConfig):
                 layer_type="bottleneck",
                 out_features=["stage2", "stage3", "stage4"],
             ),
-            text_config=T5Config(  # T5-base shapes
+            text_config=T5Config(  # T5-base shapes; T5's special ids (pad = decoder start = 0, eos = 1)
                 d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12, num_decoder_layers=12,
-                vocab_size=32128,
+                vocab_size=32128, **T5_SPECIAL_IDS,
             ),
         )
         kwargs.update(overrides)
@@ -222,7 +241,7 @@ class UniHemaConfig(PreTrainedConfig):
         """Reproduces the behaviour of the authors' released code (see the module docstring table)."""
         flan = T5Config(
             d_model=768, d_ff=2048, d_kv=64, num_heads=12, num_layers=12, num_decoder_layers=12,
-            feed_forward_proj="gated-gelu", tie_word_embeddings=False, vocab_size=32128,
+            feed_forward_proj="gated-gelu", tie_word_embeddings=False, vocab_size=32128, **T5_SPECIAL_IDS,
         )
         kwargs = dict(
             text_config=flan,
@@ -259,7 +278,7 @@ class UniHemaConfig(PreTrainedConfig):
             ),
             text_config=T5Config(
                 vocab_size=384, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1,
-                num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+                num_heads=4, **T5_SPECIAL_IDS,
             ),
             d_model=32,
             encoder_layers=1,

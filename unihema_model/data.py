@@ -8,7 +8,8 @@ Per task a row becomes (all images resized to a fixed square per task, ImageNet-
 
 * detection / attributes: normalised ``cxcywh`` boxes from the COCO boxes and the *original* width/height (a
   plain resize keeps normalised coordinates) or, with ``augment``, DETR flip/multi-scale resize/crop
-  (:mod:`unihema_model.transforms`) with padding and ``pixel_mask``; class ids from :class:`LabelMaps`; per-object morphology values,
+  (:mod:`unihema_model.transforms`) with padding and ``pixel_mask``; class ids are the taxonomy's stable ids
+  (:mod:`unihema_model.labels`: a row may carry the canonical name or the ``ClassLabel`` int); per-object morphology values,
   ``morph_ignore_index`` when not annotated. An ``attributes`` row without objects (single-cell images with
   image-level attributes) becomes one whole-image box of its ``label``.
 * segmentation: ``semantic_mask`` pixel > 0 -> foreground (binary, as the paper's QGMF), nearest resize.
@@ -30,13 +31,14 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
+from .labels import class_names, has_label, label_id, not_annotated
 from .text import build_prompt, tokenize_prompts, tokenize_targets
 from .transforms import DetrAugment, pad_images
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 COLUMNS = ("image", "width", "height", "tasks", "objects", "label", "attributes", "semantic_mask", "prompt",
-           "question", "answer", "masked_text", "target_text", "source")
+           "question", "answer", "masked_text", "target_text", "source", "sample_id")
 DETECTION_TASKS = ("detection", "attributes")
 
 
@@ -51,7 +53,9 @@ def corpus_files(data_dir: str | Path, split: str = "train", sources: list[str] 
 
 @dataclass
 class LabelMaps:
-    """Model-space ids: detection categories, classification labels, morphology attribute names and values."""
+    """Model-space vocabularies: ``detection`` / ``classification`` = class names indexed by stable id (the
+    taxonomy's ``class_names()``, the config's ``id2label``), ``attributes`` = values per morphology attribute.
+    Built from a model config (:meth:`from_config`), never from the corpus, so ids do not depend on the data."""
 
     detection: list[str] = field(default_factory=list)
     classification: list[str] = field(default_factory=list)
@@ -64,6 +68,32 @@ class LabelMaps:
     @classmethod
     def from_json(cls, text: str) -> "LabelMaps":
         return cls(**json.loads(text))
+
+    @classmethod
+    def from_config(cls, config) -> "LabelMaps":
+        if config.id2label and len(config.id2label) == config.num_det_classes:
+            names = [config.id2label[i] for i in range(len(config.id2label))]
+        else:
+            names = list(class_names())
+        values = config.morph_value_names or {}
+        return cls(list(names), list(names), {a: list(values.get(a, [])) for a in config.morph_attributes})
+
+    def class_id(self, value, where: str = "") -> int:
+        return label_id(value, self.detection, where)
+
+    def attribute_value(self, name: str, value, where: str = "") -> int | None:
+        """Index of ``value`` of attribute ``name``; ``None`` for not-annotated or an attribute the model lacks.
+        ``ValueError`` for a value outside the vocabulary."""
+        if name not in self.attributes or value is None or value == not_annotated():
+            return None
+        vocab = self.attributes[name]
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 0 <= value < len(vocab):
+                return value
+        elif value in vocab:
+            return vocab.index(value)
+        raise ValueError(f"unknown value {value!r} of attribute {name!r} (known: {', '.join(vocab)})"
+                         + (f" ({where})" if where else ""))
 
 
 def _image_bytes(cell) -> bytes | None:
@@ -79,57 +109,42 @@ def _image_bytes(cell) -> bytes | None:
 
 
 class CorpusIndex:
-    """Which (file, row) carries which task, plus label maps; rows are read lazily with a small file cache."""
+    """Which (file, row) carries which task; rows are read lazily with a small file cache. ``label_counts``
+    counts the class ids seen (information only: ids come from the taxonomy, see :mod:`unihema_model.labels`)."""
 
     def __init__(self, files: list[Path], tasks: list[str], cache_files: int = 4):
         self.files = files
         self.by_task: dict[str, list[tuple[int, int]]] = {t: [] for t in tasks}
-        det, cls, attrs = set(), set(), {}
+        self.label_counts: dict[int, int] = {}
         for fi, path in enumerate(files):
-            table = pq.read_table(path, columns=[c for c in ("tasks", "objects", "label", "attributes")
-                                                 if c in pq.read_schema(path).names])
-            rows = [_label_names(r) for r in table.to_pylist()]
-            for ri, row in enumerate(rows):
+            names = pq.read_schema(path).names
+            table = pq.read_table(path, columns=[c for c in ("tasks", "objects", "label") if c in names])
+            for ri, row in enumerate(table.to_pylist()):
                 row_tasks = set(row.get("tasks") or [])
                 for t in tasks:
                     if t in row_tasks:
                         self.by_task[t].append((fi, ri))
-                objects = row.get("objects") or {}
-                if row_tasks & set(DETECTION_TASKS):
-                    det.update(objects.get("category") or [])
-                    if "attributes" in row_tasks and not objects.get("bbox") and row.get("label"):
-                        det.add(row["label"])
-                    for obj_attrs in (objects.get("attributes") or []) + [row.get("attributes") or []]:
-                        for a in obj_attrs or []:
-                            attrs.setdefault(a["name"], set()).add(a["value"])
-                if "classification" in row_tasks and row.get("label"):
-                    cls.add(row["label"])
-        self.label_maps = LabelMaps(sorted(det), sorted(cls), {k: sorted(v) for k, v in sorted(attrs.items())})
+                labels = list((row.get("objects") or {}).get("category") or [])
+                if has_label(row.get("label")):
+                    labels.append(row["label"])
+                for value in labels:
+                    cid = label_id(value, where=f"{path} row {ri}")
+                    self.label_counts[cid] = self.label_counts.get(cid, 0) + 1
         self._cache: OrderedDict[int, list[dict]] = OrderedDict()
         self._cache_files = cache_files
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.by_task.values())
 
     def row(self, file_index: int, row_index: int) -> dict:
         if file_index not in self._cache:
             path = self.files[file_index]
             names = [c for c in COLUMNS if c in pq.read_schema(path).names]
-            self._cache[file_index] = [_label_names(r) for r in pq.read_table(path, columns=names).to_pylist()]
+            self._cache[file_index] = pq.read_table(path, columns=names).to_pylist()
             if len(self._cache) > self._cache_files:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(file_index)
         return self._cache[file_index][row_index]
-
-
-def _label_names(row: dict) -> dict:
-    """Schema >= 2 stores ``label`` / ``objects.category`` as ``ClassLabel`` ids (-1 = none); this
-    module keys its label maps by canonical name, so ids become names ("" for none) on read."""
-    from unihema_data.schema import label_name
-
-    if isinstance(row.get("label"), int):
-        row["label"] = label_name(row["label"])
-    objects = row.get("objects")
-    if objects and objects.get("category") and isinstance(objects["category"][0], int):
-        objects["category"] = [label_name(c) for c in objects["category"]]
-    return row
 
 
 def image_to_tensor(image: Image.Image, size: int | tuple[int, int]) -> torch.Tensor:
@@ -144,26 +159,33 @@ def load_image(row: dict, size: int) -> torch.Tensor:
     return image_to_tensor(Image.open(io.BytesIO(_image_bytes(row["image"]))), size)
 
 
+def _where(row: dict) -> str:
+    return f"sample {row.get('sample_id') or '?'}"
+
+
 def _objects(row: dict, task: str, maps: LabelMaps, config) -> dict:
-    """Known objects of a row: ``boxes`` absolute ``xyxy`` (N, 4), ``class_labels`` (N,), optional ``attributes``."""
+    """Known objects of a row: ``boxes`` absolute ``xyxy`` (N, 4), ``class_labels`` (N,) stable ids, optional
+    ``attributes`` (N, A). Boxes with no area are dropped; an unknown class raises ``ValueError``."""
     objects = row.get("objects") or {}
     bboxes = list(objects.get("bbox") or [])
     cats = list(objects.get("category") or [])
     per_obj_attrs = list(objects.get("attributes") or [[] for _ in bboxes])
-    if task == "attributes" and not bboxes and row.get("label") in maps.detection:
+    if task == "attributes" and not bboxes and has_label(row.get("label")):
         bboxes = [[0.0, 0.0, float(row["width"]), float(row["height"])]]
         cats, per_obj_attrs = [row["label"]], [row.get("attributes") or []]
-    keep = [i for i, c in enumerate(cats) if c in maps.detection and bboxes[i][2] > 0 and bboxes[i][3] > 0]
+    ids = [maps.class_id(c, _where(row)) for c in cats]
+    keep = [i for i in range(len(cats)) if bboxes[i][2] > 0 and bboxes[i][3] > 0]
     xywh = torch.tensor([bboxes[i] for i in keep], dtype=torch.float32).reshape(-1, 4)
     out = {"boxes": torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], -1),
-           "class_labels": torch.tensor([maps.detection.index(cats[i]) for i in keep], dtype=torch.long)}
+           "class_labels": torch.tensor([ids[i] for i in keep], dtype=torch.long)}
     if task == "attributes":
         names = list(config.morph_attributes)
         values = torch.full((len(keep), len(names)), config.morph_ignore_index, dtype=torch.long)
         for k, i in enumerate(keep):
             for a in per_obj_attrs[i] or []:
-                if a["name"] in names and a["value"] in maps.attributes.get(a["name"], []):
-                    values[k, names.index(a["name"])] = maps.attributes[a["name"]].index(a["value"])
+                v = maps.attribute_value(a["name"], a["value"], _where(row))
+                if v is not None and a["name"] in names:
+                    values[k, names.index(a["name"])] = v
         out["attributes"] = values
     return out
 
@@ -218,9 +240,10 @@ def build_task_batch(rows: list[dict], task: str, maps: LabelMaps, config, token
     elif task == "segmentation":
         batch["masks"] = torch.stack([_binary_mask(r, image_size) for r in rows])
     elif task == "classification":
-        batch["class_labels"] = torch.tensor([maps.classification.index(r["label"]) for r in rows])
-    if task in ("vqa", "mlm"):
-        source, target = ("question", "answer") if task == "vqa" else ("masked_text", "target_text")
+        batch["class_labels"] = torch.tensor([label_id(r["label"], maps.classification, _where(r)) for r in rows])
+    if task in ("vqa", "mlm", "caption"):
+        source, target = {"vqa": ("question", "answer"), "mlm": ("masked_text", "target_text"),
+                          "caption": ("prompt", "target_text")}[task]
         prompts = [build_prompt(task, r.get(source) or "", config) for r in rows]
         batch.update(tokenize_prompts(tokenizer, prompts, config))
         batch["labels"] = tokenize_targets(tokenizer, [r.get(target) or "" for r in rows], config)

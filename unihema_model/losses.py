@@ -103,9 +103,23 @@ def _detection_layer_losses(logits, boxes, morph, targets, indices, num_boxes, c
     return losses
 
 
+def _global_num_boxes(local: int, device) -> float:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        count = torch.tensor([float(local)], device=device)
+        dist.all_reduce(count)
+        return float(max(count.item() / dist.get_world_size(), 1.0))
+    return float(max(local, 1))
+
+
 def detection_losses(out, targets: list[dict[str, Tensor]], matcher: HungarianMatcher, config) -> dict[str, Tensor]:
-    """All DINO losses for one detection batch (``out`` is a :class:`~unihema_model.dino_decoder.DinoOutput`)."""
-    num_boxes = float(max(sum(int(t["class_labels"].numel()) for t in targets), 1))
+    """All DINO losses for one detection batch (``out`` is a :class:`~unihema_model.dino_decoder.DinoOutput`).
+
+    Losses are normalised by the number of GT boxes averaged over data-parallel processes (DETR: all-reduce, then
+    divide by the world size), so every process uses the same normaliser and DDP's gradient mean equals the
+    single-process gradient of the global batch."""
+    num_boxes = _global_num_boxes(sum(int(t["class_labels"].numel()) for t in targets), out.logits_layers.device)
     losses: dict[str, Tensor] = {}
     n_layers = out.logits_layers.shape[0]
     layers = range(n_layers) if config.aux_loss else [n_layers - 1]

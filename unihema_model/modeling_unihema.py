@@ -48,7 +48,7 @@ from .dino_decoder import DinoDecoder, DinoOutput
 from .hema_former import CrossModalFusion, QueryGuidedMaskFormer, SingleCellFeatureExtractor, TextGuidedVisualRefinement
 from .losses import detection_losses, segmentation_losses, weighted_sum
 from .matcher import HungarianMatcher
-from .weight_init import apply_init_tag
+from .weight_init import apply_init_tag, torch_default_init
 from .postprocess import post_process_classification, post_process_detection, post_process_segmentation
 
 @dataclass
@@ -78,7 +78,12 @@ class UniHemaPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        super()._init_weights(module)
+        # own Linear / Conv layers: PyTorch default init (see weight_init.py); T5 and ResNet are sub-models with
+        # their own _init_weights (transformers dispatches to them)
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            torch_default_init(module)
+        else:
+            super()._init_weights(module)
         apply_init_tag(module)  # DINO / Deformable-DETR specific inits, see weight_init.py
         if isinstance(module, DeformableEncoder):
             init.normal_(module.level_embed)
@@ -209,6 +214,7 @@ class UniHemaModel(UniHemaPreTrainedModel):
             "classification": self._forward_classification,
             "vqa": self._forward_text,
             "mlm": self._forward_text,
+            "caption": self._forward_text,  # image -> morphology caption (wbcatt_caption), same path as VQA
         }
         task_outputs, loss_dict, total = {}, {}, None
         for task, batch in task_batches.items():
@@ -243,11 +249,43 @@ class UniHemaModel(UniHemaPreTrainedModel):
             encoder_outputs=BaseModelOutput(last_hidden_state=fused), attention_mask=fused_mask, **kwargs
         )
 
+    # ------------------------------------------------------------------ default prompts
+    def set_default_prompts(self, tokenizer) -> dict:
+        """Tokenise each visual task's default prompt (``text.build_prompt(task, "")``, the prompt training uses for
+        rows without one) and store it in ``config.default_prompt_ids``, so ``predict_*`` without a prompt runs TGVR
+        exactly as in training. ``unihema-train`` calls this; it is saved with the config."""
+        from .text import build_prompt, tokenize_prompts
+
+        stored = {}
+        for task in ("detection", "attributes", "segmentation"):
+            enc = tokenize_prompts(tokenizer, [build_prompt(task, "", self.config)], self.config)
+            stored[task] = {"input_ids": enc["input_ids"][0].tolist(), "attention_mask": enc["attention_mask"][0].tolist()}
+        self.config.default_prompt_ids = stored
+        return stored
+
+    def _prompt_or_default(self, task: str, batch_size: int, input_ids, attention_mask):
+        if input_ids is not None:
+            return input_ids, attention_mask
+        stored = (self.config.default_prompt_ids or {}).get(task)
+        if stored is None:
+            raise ValueError(
+                f"predict ({task}) needs a prompt: pass input_ids, or store the task's default prompt with "
+                "model.set_default_prompts(tokenizer) (unihema-train does this); without one TGVR would be skipped"
+            )
+        device = self.device
+        ids = torch.tensor(stored["input_ids"], dtype=torch.long, device=device)[None].expand(batch_size, -1)
+        mask = torch.tensor(stored["attention_mask"], dtype=torch.long, device=device)[None].expand(batch_size, -1)
+        return ids, mask
+
     @torch.no_grad()
-    def predict_detection(self, pixel_values, input_ids=None, attention_mask=None, pixel_mask=None, target_sizes=None):
-        """Boxes (``xyxy``; absolute when ``target_sizes`` (B, 2) = (h, w) is given), labels, scores, attributes."""
-        out = self(detection={"pixel_values": pixel_values, "pixel_mask": pixel_mask, "input_ids": input_ids,
-                              "attention_mask": attention_mask}).task_outputs["detection"]
+    def predict_detection(self, pixel_values, input_ids=None, attention_mask=None, pixel_mask=None, target_sizes=None,
+                          task: str = "detection"):
+        """Boxes (``xyxy``; absolute when ``target_sizes`` (B, 2) = (h, w) is given), labels, scores, attributes.
+
+        Without ``input_ids`` the task's default prompt (``config.default_prompt_ids``) is used, as in training."""
+        input_ids, attention_mask = self._prompt_or_default(task, pixel_values.shape[0], input_ids, attention_mask)
+        out = self(**{task: {"pixel_values": pixel_values, "pixel_mask": pixel_mask, "input_ids": input_ids,
+                             "attention_mask": attention_mask}}).task_outputs[task]
         return post_process_detection(
             out["logits"], out["pred_boxes"], out["morph_logits"], self.config.morph_num_values,
             self.config.num_select, self.config.score_threshold, target_sizes,
@@ -256,6 +294,9 @@ class UniHemaModel(UniHemaPreTrainedModel):
     @torch.no_grad()
     def predict_segmentation(self, pixel_values, input_ids=None, attention_mask=None, pixel_mask=None,
                              target_sizes=None, threshold: float = 0.5):
+        """Binary masks; without ``input_ids`` the default segmentation prompt is used (as in training)."""
+        input_ids, attention_mask = self._prompt_or_default("segmentation", pixel_values.shape[0], input_ids,
+                                                            attention_mask)
         out = self(segmentation={"pixel_values": pixel_values, "pixel_mask": pixel_mask, "input_ids": input_ids,
                                  "attention_mask": attention_mask}).task_outputs["segmentation"]
         return post_process_segmentation(out["mask_logits"], target_sizes, threshold)
@@ -267,3 +308,9 @@ class UniHemaModel(UniHemaPreTrainedModel):
 
 
 __all__ = ["UniHemaModel", "UniHemaPreTrainedModel", "UniHemaOutput"]
+
+# make AutoConfig / AutoModel resolve model_type "unihema" (saved checkpoints load with the Auto classes)
+from transformers import AutoConfig as _AutoConfig, AutoModel as _AutoModel  # noqa: E402
+
+_AutoConfig.register("unihema", UniHemaConfig, exist_ok=True)
+_AutoModel.register(UniHemaConfig, UniHemaModel, exist_ok=True)

@@ -59,8 +59,30 @@ def load_pretrained_parts(
     if t5_src is not None:
         try:
             src = T5ForConditionalGeneration.from_pretrained(str(t5_src), local_files_only=local_files_only)
-            report["text_model"] = _load_into(model.text_model, src.state_dict(), "text_model")
         except OSError as err:
             logger.warning("T5 weights not loaded: %s", err)
             report["text_model"] = {"error": str(err)}
+        else:
+            report["text_model"] = _replace_text_model(model, src)
     return report
+
+
+def _replace_text_model(model, src) -> dict:
+    """Install a pretrained T5 *with its config* (feed-forward type, tied head, special ids, vocabulary size...):
+    copying tensors into a differently configured T5 would silently run the wrong architecture. The Hema-Former
+    layers (CMF, TGVR) are sized by the text width, so ``d_model`` must match."""
+    expected = model.config.text_config.d_model
+    if src.config.d_model != expected:
+        raise ValueError(f"pretrained T5 has d_model={src.config.d_model}, the model was built for {expected}; "
+                         "build the UniHemaConfig with this T5's config (text_config=...)")
+    if getattr(src.config, "decoder_start_token_id", None) is None:
+        src.config.decoder_start_token_id = src.config.pad_token_id if src.config.pad_token_id is not None else 0
+    param = next(model.parameters())
+    src = src.to(device=param.device, dtype=param.dtype)
+    own_names = set(model.text_model.state_dict())
+    src_names = set(src.state_dict())
+    src.train(model.training)
+    model.text_model = src
+    model.config.text_config = src.config
+    logger.info("text_model: replaced by the pretrained T5 (%d tensors) and its config", len(src_names))
+    return {"loaded": len(src_names), "skipped": [], "missing": sorted(own_names - src_names), "config_copied": True}

@@ -67,3 +67,27 @@ def synthetic_task_batches(config, batch_size: int = 2, det_size: int = 64, cls_
         else:
             raise ValueError(task)
     return batches
+
+
+def ddp_gradient_worker(rank: int, world_size: int, port: int, recipe_path: str, data_dir: str, out_file: str):
+    """Two-process (gloo) data-parallel check, run by ``torch.multiprocessing.spawn``: one forward/backward of the
+    :class:`~unihema_model.train.Trainer` on this rank's share of step 0; rank 0 saves the all-reduced gradients."""
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size))
+    from .train import Trainer, _to_device, load_recipe
+
+    trainer = Trainer(load_recipe(recipe_path), data_dir, os.path.dirname(out_file), random_init=True, cpu=True,
+                      progress=False, log=lambda m: None)
+    acc = trainer.accelerator
+    assert acc.num_processes == world_size
+    trainer.model.eval()  # no dropout (T5's 0.1 differs per rank); gradients are still computed
+    out = trainer.model(_to_device(trainer.batch_for(0, 0), acc.device))
+    acc.backward(out.loss)
+    if acc.is_main_process:
+        model = acc.unwrap_model(trainer.model)
+        torch.save({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, out_file)
+        torch.save({n: p.detach().clone() for n, p in model.named_parameters()}, out_file + ".params")
+    acc.wait_for_everyone()
+    torch.distributed.destroy_process_group()

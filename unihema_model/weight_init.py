@@ -5,6 +5,13 @@ own parameters directly, so a parent cannot re-initialise its children. Modules 
 ``_unihema_init`` tag that :meth:`UniHemaPreTrainedModel._init_weights` applies after the generic init, using
 ``transformers.initialization`` functions (which leave weights loaded by ``from_pretrained`` untouched).
 
+Default for the model's own ``nn.Linear`` / ``nn.Conv2d`` layers (everything outside the nested T5 and ResNet,
+which keep their own transformers init): PyTorch's default ``reset_parameters`` init (:func:`torch_default_init`,
+kaiming-uniform ``a=sqrt(5)``, bias ``U(+-1/sqrt(fan_in))``), as in the DINO / Deformable-DETR and Uni-Hema
+reference code, which never re-initialise their heads, CMF, TGVR, SCFE or QGMF layers. transformers' generic
+``N(0, 0.02)`` init would scale the SCFE classifier's logits by ~1e-4 of the input signal (the classifier then only
+learns the label prior) and starve the box MLPs.
+
 Tags: ``("prior_bias", p)`` bias = -log((1-p)/p) (focal-loss prior, DINO class heads); ``("zeros",)`` weight and
 bias 0 (last layer of box heads, MSDA attention weights); ``("xavier",)`` xavier-uniform weight, zero bias;
 ``("normal", std)`` weight ~ N(0, std); ``("msda_offsets", heads, levels, points)`` Deformable-DETR sampling grid.
@@ -29,6 +36,18 @@ def tag_msda(msda: nn.Module) -> None:
     tag(msda.attention_weights, "zeros")
     tag(msda.value_proj, "xavier")
     tag(msda.output_proj, "xavier")
+
+
+@torch.no_grad()
+def torch_default_init(module: nn.Module) -> None:
+    """PyTorch's ``nn.Linear`` / ``nn.ConvNd`` ``reset_parameters`` through ``transformers.initialization`` (so
+    weights already loaded by ``from_pretrained`` are left alone)."""
+    weight, bias = module.weight, getattr(module, "bias", None)
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in = weight.shape[1] * (weight[0][0].numel() if weight.dim() > 2 else 1)
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        init.uniform_(bias, -bound, bound)
 
 
 @torch.no_grad()
