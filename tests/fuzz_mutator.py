@@ -374,7 +374,9 @@ def compare(sid: str, adapter, truth, rows: list[dict], tax) -> tuple[Diff, dict
         if t.group_id and r["group_id"] != t.group_id:
             bad.add("group_id")
         if t.label is not None:
-            if r["source_label"] != str(t.label) or r["label"] != tax.map_label(sid, str(t.label), table=t.label_table):
+            from unihema_data.schema import label_name  # rows hold ClassLabel ids (schema 2.0.0)
+
+            if r["source_label"] != str(t.label) or label_name(r["label"]) != tax.map_label(sid, str(t.label), table=t.label_table):
                 bad.add("label")
         if not _objects_equal(r, t, adapter, W, H, from_coco):
             bad.add("objects")
