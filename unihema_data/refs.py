@@ -82,6 +82,19 @@ class ArrayImage:
 
 
 @dataclass(frozen=True)
+class ImageCrop:
+    """The pixels ``box = (x0, y0, x1, y1)`` (integers, half-open, in the stored pixel frame) of
+    an image file: a single-cell view of a field of view. The file is verified like any image,
+    the crop is stored as lossless PNG (flagged ``reencoded_from:crop``)."""
+
+    path: Path
+    box: tuple[int, int, int, int]
+
+    def __str__(self) -> str:
+        return f"{show(self.path)}[{self.box[0]}:{self.box[2]}, {self.box[1]}:{self.box[3]}]"
+
+
+@dataclass(frozen=True)
 class TiffPage:
     path: Path
     page: int
@@ -90,7 +103,7 @@ class TiffPage:
         return f"{show(self.path)} (page {self.page})"
 
 
-ImageRef = Union[Path, ImageFile, ImageBytes, ArrayImage, TiffPage]
+ImageRef = Union[Path, ImageFile, ImageBytes, ArrayImage, ImageCrop, TiffPage]
 
 
 def canonical_sha256(arr: np.ndarray) -> str:
@@ -292,6 +305,18 @@ def load_image_ref(ref: Any):
         png = array_to_png(arr, str(ref))
         kind = "npz" if ref.key else "npy"
         return StoredImage(png, canonical_sha256(arr), arr.shape[1], arr.shape[0], kind.upper(), True)
+    if isinstance(ref, ImageCrop):
+        from PIL import Image
+
+        data = read_bytes(ref.path, "image file")
+        image_from_bytes(data, show(ref.path))  # the whole file is verified first
+        with Image.open(io.BytesIO(data)) as im:
+            x0, y0, x1, y1 = ref.box
+            if not (0 <= x0 < x1 <= im.width and 0 <= y0 < y1 <= im.height):
+                raise ImageDecodeError(f"{ref}: crop outside the {im.width}x{im.height} image")
+            im = im.convert("RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB")
+            arr = np.asarray(im.crop((x0, y0, x1, y1))).copy()
+        return StoredImage(array_to_png(arr, str(ref)), canonical_sha256(arr), arr.shape[1], arr.shape[0], "CROP", True)
     if isinstance(ref, TiffPage):
         arr = tiff_page_array(ref)
         png = array_to_png(arr, str(ref))
@@ -526,5 +551,5 @@ def rgb_to_values(rgb: np.ndarray, palette: dict[tuple[int, int, int], int], nam
 
 __all__ = [
     "ArrayImage", "ImageBytes", "ImageFile", "ImageRef", "MaskColour", "MaskFileCache", "MaskRef", "MaskValue",
-    "Polygon", "Rle", "TiffPage", "canonical_sha256", "decode_object_mask", "load_image_ref", "rgb_to_values",
+    "ImageCrop", "Polygon", "Rle", "TiffPage", "canonical_sha256", "decode_object_mask", "load_image_ref", "rgb_to_values",
 ]
