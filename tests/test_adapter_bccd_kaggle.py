@@ -88,6 +88,9 @@ def test_flat_layout_and_bad_input(tmp_path):
     csvp.write_bytes(good.replace(b",1,EOSINOPHIL", b",one,EOSINOPHIL"))
     with pytest.raises(ConversionError, match=r"labels\.csv:3: Image 'one' is not an integer id"):
         _convert(tmp_path, "out1")
+    csvp.write_bytes(good.replace(b",1,EOSINOPHIL", b",123456,EOSINOPHIL"))
+    with pytest.raises(ConversionError, match=r"labels\.csv:3: Image '123456' is not an integer id of BloodImage_%05d"):
+        _convert(tmp_path, "out1b")
     csvp.write_bytes(good.replace(b",1,EOSINOPHIL", b",0,EOSINOPHIL"))
     with pytest.raises(ConversionError, match=r"labels\.csv:3: Image 0 is already listed on line 2"):
         _convert(tmp_path, "out2")

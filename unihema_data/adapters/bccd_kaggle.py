@@ -13,8 +13,8 @@ does; ``locate`` accepts up to two levels above the root)::
 
 Conventions, ``labels.csv`` (fields, ``subset = "dataset-master"``):
 * The first column is unnamed and empty; ``Image`` is the integer id of ``BloodImage_%05d.jpg``;
-  ``Category`` is UPPERCASE. Read with the strict CSV reader (a missing column, a non-integer
-  id or an id listed twice is an error naming the file and line).
+  ``Category`` is UPPERCASE. Read with the strict CSV reader (a missing column, an id that is not
+  an integer in 0..99999 or an id listed twice is an error naming the file and line).
 * ``Category`` empty: the image has no WBC label: label ``""`` (-> ``unlabeled``), flagged
   ``empty_category``.
 * ``Category`` with several comma-separated classes, with or without a space after the comma
@@ -100,7 +100,7 @@ def parse_category(value: str) -> tuple[Optional[str], list[str]]:
 
 class BccdKaggleAdapter(Adapter):
     id = "bccd_kaggle"
-    version = "1"
+    version = "2"
     tasks = ("classification",)
     markers = ("dataset*-master",)
     layout_hint = "dataset-master/ (labels.csv) and/or dataset2-master/images/"
@@ -143,8 +143,9 @@ class BccdKaggleAdapter(Adapter):
         seen: dict[str, int] = {}
         for row in table:
             raw = row["Image"]
-            if not raw.isdigit():
-                raise CorruptInputError(f"{disk.show(base / LABELS)}:{row.line}: Image {raw!r} is not an integer id")
+            if not raw.isdigit() or int(raw) > 99999:
+                raise CorruptInputError(f"{disk.show(base / LABELS)}:{row.line}: Image {raw!r} is not an integer id "
+                                        "of BloodImage_%05d.jpg (0..99999)")
             stem = f"BloodImage_{int(raw):05d}"
             if stem in seen:
                 raise CorruptInputError(f"{disk.show(base / LABELS)}:{row.line}: Image {raw} is already listed on line {seen[stem]}")
