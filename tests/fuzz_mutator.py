@@ -13,7 +13,8 @@ on any file            ``truncate`` (images: at a random byte; text: at a random
                        (replaced by a symlink to nothing), ``case_collide`` (a sibling whose name
                        differs only in case, holding *different* content of the same kind),
                        ``non_utf8_name`` (renamed to a name holding the byte 0xE9)
-on images              ``bitflip`` (one random bit anywhere in the file)
+on images              ``bitflip`` (one random bit anywhere in the file); other binary files (npz
+                       arrays, spreadsheets) are mutated bytewise like images and judged like them
 on text files          ``bitflip`` (the high bit set on one ASCII byte: the file is no longer
                        UTF-8), ``utf16`` (re-encoded as UTF-16 with its BOM), ``bom`` (a UTF-8 BOM
                        prepended), ``crlf`` (LF <-> CRLF line endings), ``delete_line``,
@@ -133,7 +134,7 @@ def file_role(rel: str, data: bytes) -> str:
         return "image"
     if "ImageSets" in p.parts or p.name.lower() in ("train.txt", "val.txt", "test.txt", "trainval.txt"):
         return "split_list"
-    return "text"
+    return "text" if _is_text(data) else "binary"  # binary: npz arrays, spreadsheets (mutated bytewise)
 
 
 def _is_text(data: bytes) -> bool:
@@ -147,7 +148,7 @@ def _is_text(data: bytes) -> bool:
 def applicable(kind: str, role: str, data: bytes) -> bool:
     if kind in ANY_KINDS:
         return kind != "truncate" or len(data) > 1
-    if role == "image":
+    if role in ("image", "binary"):
         return kind in IMAGE_KINDS and len(data) > 0
     if not _is_text(data):
         return False
@@ -155,7 +156,7 @@ def applicable(kind: str, role: str, data: bytes) -> bool:
     if kind == "number":
         return bool(_NUMBER.search(text))
     if kind in ("delete_line", "extra_column", "crlf"):
-        return "\n" in text or kind == "extra_column" and bool(text.strip())
+        return bool(text.strip()) if kind == "extra_column" else "\n" in text
     if kind == "bitflip":
         return any(b < 0x80 for b in data)
     return True
@@ -189,7 +190,7 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
     data = files[case.target]
     k = case.kind
     if k == "truncate":
-        if case.role == "image":
+        if case.role in ("image", "binary"):
             cut = rng.randrange(0, len(data))
             new = data[:cut]
             case.mutated_bytes = new
@@ -203,7 +204,7 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
         path.write_bytes(new)
     elif k == "empty":
         path.write_bytes(b"")
-        if case.role == "image":
+        if case.role in ("image", "binary"):
             case.mutated_bytes = b""
         else:
             case.removed_text = data.decode("utf-8", "replace")
@@ -232,7 +233,7 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
         case.names = [stem]
     elif k == "bitflip":
         m = bytearray(data)
-        if case.role == "image":
+        if case.role in ("image", "binary"):
             pos = rng.randrange(len(m))
             m[pos] ^= 1 << rng.randrange(8)
             case.mutated_bytes = bytes(m)
@@ -513,7 +514,7 @@ def judge_success(case: Case, diff: Diff, rows_by_rel: dict[str, dict], truth, a
         return "wrong", f"two images whose names differ only in case ({', '.join(case.names)}) converted without a word"
     if case.kind in ("case_collide", "non_utf8_name") and not diff.empty:
         return "wrong", f"converted without a word, differs from the truth: {diff}"
-    if case.role == "image" and case.mutated_bytes is not None:
+    if case.role in ("image", "binary") and case.mutated_bytes is not None:
         if not diff.empty:
             return "wrong", f"image mutation changed annotations or samples: {diff}"
         r = rows_by_rel.get(case.sample_rel or "")
@@ -533,7 +534,7 @@ def judge_success(case: Case, diff: Diff, rows_by_rel: dict[str, dict], truth, a
     if diff.empty:
         return "same", ""
     touched = diff.touched()
-    if case.kind in ("delete_line", "truncate", "empty") and case.role != "image":
+    if case.kind in ("delete_line", "truncate", "empty") and case.role not in ("image", "binary"):
         own = owners(case, truth)
         if diff.extra or not touched <= own:
             return "wrong", f"removed text changed samples it does not name ({sorted(touched - own)}): {diff}"

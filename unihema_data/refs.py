@@ -82,6 +82,19 @@ class ArrayImage:
 
 
 @dataclass(frozen=True)
+class ImageCrop:
+    """The pixels ``box = (x0, y0, x1, y1)`` (integers, half-open, in the stored pixel frame) of
+    an image file: a single-cell view of a field of view. The file is verified like any image,
+    the crop is stored as lossless PNG (flagged ``reencoded_from:crop``)."""
+
+    path: Path
+    box: tuple[int, int, int, int]
+
+    def __str__(self) -> str:
+        return f"{show(self.path)}[{self.box[0]}:{self.box[2]}, {self.box[1]}:{self.box[3]}]"
+
+
+@dataclass(frozen=True)
 class TiffPage:
     path: Path
     page: int
@@ -90,7 +103,7 @@ class TiffPage:
         return f"{show(self.path)} (page {self.page})"
 
 
-ImageRef = Union[Path, ImageFile, ImageBytes, ArrayImage, TiffPage]
+ImageRef = Union[Path, ImageFile, ImageBytes, ArrayImage, ImageCrop, TiffPage]
 
 
 def canonical_sha256(arr: np.ndarray) -> str:
@@ -107,7 +120,9 @@ def load_array_image(ref: ArrayImage) -> np.ndarray:
 
     require_regular(ref.path, "array file")
     try:
-        if ref.key:
+        if ref.key and ref.index is not None:
+            arr = _npz_item(ref, name)
+        elif ref.key:
             with np.load(ref.path, allow_pickle=False) as z:
                 if ref.key not in z.files:
                     raise CorruptInputError(f"{name}: npz has no array {ref.key!r} (has {', '.join(z.files)})")
@@ -124,6 +139,129 @@ def load_array_image(ref: ArrayImage) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     return np.asarray(arr)
+
+
+# ----------------------------------------------------------- npz members read item by item
+def npz_members(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{key: (shape, dtype)}`` of every ``.npy`` member of an npz, from the member headers only
+    (no array data is read: cheap for the main process whatever the file size). A file that is
+    not a readable npz is a :class:`CorruptInputError` naming it."""
+    import zipfile
+
+    from .formats.disk import require_regular
+
+    require_regular(path, "npz file")
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as f:
+                    shape, _fortran, dtype = _npy_header(f)
+                out[info.filename[:-4]] = (shape, dtype)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise CorruptInputError(f"{show(path)}: not a readable npz file ({type(e).__name__}: {e})") from None
+    return out
+
+
+def _npy_header(f):
+    from numpy.lib import format as npformat
+
+    version = npformat.read_magic(f)
+    if version == (1, 0):
+        return npformat.read_array_header_1_0(f)
+    return npformat.read_array_header_2_0(f)
+
+
+class _NpzStream:
+    """One ``.npy`` member of an npz kept open in a worker, read forward item by item: items
+    ``i, i+1, ...`` (the core hands each worker consecutive records) cost one pass over the
+    member, stored or deflated, instead of one full load per item; a backwards jump reopens."""
+
+    def __init__(self, path: Path, key: str, stamp: tuple):
+        import zipfile
+
+        self.stamp = stamp
+        self.zf = zipfile.ZipFile(path)
+        try:
+            self.f = self.zf.open(key + ".npy")
+        except KeyError:
+            names = [n[:-4] for n in self.zf.namelist() if n.endswith(".npy")]
+            self.zf.close()
+            raise CorruptInputError(f"{show(path)}: npz has no array {key!r} (has {', '.join(names)})") from None
+        self.shape, fortran, self.dtype = _npy_header(self.f)
+        if fortran or self.dtype.hasobject or not self.shape:
+            self.close()
+            raise ValueError("not a C-order numeric stack")
+        self.item = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self.next = 0
+
+    def read(self, i: int, name: str) -> np.ndarray:
+        if not -self.shape[0] <= i < self.shape[0]:
+            raise CorruptInputError(f"{name}: index {i} is out of range (the array holds {self.shape[0]})")
+        i %= self.shape[0]
+        if i < self.next:
+            raise _Rewind
+        skip = (i - self.next) * self.item
+        while skip:
+            got = len(self.f.read(min(skip, 1 << 24)))
+            if not got:
+                raise EOFError("member ends early")
+            skip -= got
+        data = self.f.read(self.item)
+        if len(data) != self.item:
+            raise EOFError(f"member ends early (item {i})")
+        self.next = i + 1
+        return np.frombuffer(data, self.dtype).reshape(self.shape[1:]).copy()
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        finally:
+            self.zf.close()
+
+
+class _Rewind(Exception):
+    pass
+
+
+_NPZ_STREAMS: dict[tuple[str, str], _NpzStream] = {}
+
+
+def _npz_item(ref: ArrayImage, name: str) -> np.ndarray:
+    """Item ``ref.index`` of member ``ref.key`` through a per-process :class:`_NpzStream` (at most
+    two members open; a changed file (size, mtime) is reopened). Members that cannot be streamed
+    (Fortran order) fall back to a full load."""
+    import zipfile
+    import zlib
+
+    st = ref.path.stat()
+    stamp = (st.st_size, st.st_mtime_ns)
+    k = (str(ref.path), ref.key)
+    for attempt in (0, 1):
+        s = _NPZ_STREAMS.get(k)
+        if s is None or s.stamp != stamp:
+            if s is not None:
+                s.close()
+            try:
+                s = _NpzStream(ref.path, ref.key, stamp)
+            except ValueError:
+                with np.load(ref.path, allow_pickle=False) as z:
+                    return _index(z[ref.key], ref.index, name)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+                raise CorruptInputError(f"{name}: not a readable npz file ({type(e).__name__}: {e})") from None
+            while len(_NPZ_STREAMS) >= 2:
+                _NPZ_STREAMS.pop(next(iter(_NPZ_STREAMS))).close()
+            _NPZ_STREAMS[k] = s
+        try:
+            return s.read(ref.index, name)
+        except _Rewind:
+            _NPZ_STREAMS.pop(k).close()
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as e:
+            _NPZ_STREAMS.pop(k).close()
+            raise CorruptInputError(f"{name}: not a readable npz file ({type(e).__name__}: {e})") from None
+    raise AssertionError("unreachable")
 
 
 def _index(a, i: int, name: str):
@@ -167,6 +305,18 @@ def load_image_ref(ref: Any):
         png = array_to_png(arr, str(ref))
         kind = "npz" if ref.key else "npy"
         return StoredImage(png, canonical_sha256(arr), arr.shape[1], arr.shape[0], kind.upper(), True)
+    if isinstance(ref, ImageCrop):
+        from PIL import Image
+
+        data = read_bytes(ref.path, "image file")
+        image_from_bytes(data, show(ref.path))  # the whole file is verified first
+        with Image.open(io.BytesIO(data)) as im:
+            x0, y0, x1, y1 = ref.box
+            if not (0 <= x0 < x1 <= im.width and 0 <= y0 < y1 <= im.height):
+                raise ImageDecodeError(f"{ref}: crop outside the {im.width}x{im.height} image")
+            im = im.convert("RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB")
+            arr = np.asarray(im.crop((x0, y0, x1, y1))).copy()
+        return StoredImage(array_to_png(arr, str(ref)), canonical_sha256(arr), arr.shape[1], arr.shape[0], "CROP", True)
     if isinstance(ref, TiffPage):
         arr = tiff_page_array(ref)
         png = array_to_png(arr, str(ref))
@@ -401,5 +551,5 @@ def rgb_to_values(rgb: np.ndarray, palette: dict[tuple[int, int, int], int], nam
 
 __all__ = [
     "ArrayImage", "ImageBytes", "ImageFile", "ImageRef", "MaskColour", "MaskFileCache", "MaskRef", "MaskValue",
-    "Polygon", "Rle", "TiffPage", "canonical_sha256", "decode_object_mask", "load_image_ref", "rgb_to_values",
+    "ImageCrop", "Polygon", "Rle", "TiffPage", "canonical_sha256", "decode_object_mask", "load_image_ref", "rgb_to_values",
 ]

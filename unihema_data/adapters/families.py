@@ -593,7 +593,11 @@ class CvatXmlAdapter(Adapter):
         return {}
 
     def records(self, root: Path) -> Iterator[CvatRecord]:
-        path = root / self.annotation_file
+        yield from self.read_cvat(root, root / self.annotation_file, root / self.images_dir)
+
+    def read_cvat(self, root: Path, path: Path, images: Path) -> Iterator[CvatRecord]:
+        """Records of one CVAT XML ``path`` whose ``<image name>`` files live in ``images``
+        (sources with one XML per folder call it once per folder)."""
         data = disk.read_bytes(path, "CVAT XML file")
         try:
             doc = ET.fromstring(data)
@@ -615,7 +619,7 @@ class CvatXmlAdapter(Adapter):
                 except (TypeError, ValueError):
                     raise CorruptInputError(f"{show(path)}: image {name!r}: <{sh.tag}> has bad coordinates") from None
                 shapes.append((sh.tag, sh.get("label", ""), coords))
-            file = root / self.images_dir / name
+            file = images / name
             try:
                 w, h = int(im.get("width", 0)), int(im.get("height", 0))
             except ValueError:
