@@ -19,35 +19,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .outdir import read_manifest, source_files
-from .schema import SPLITS
-from .taxonomy import load_taxonomy
+from .schema import SPLITS, label_id, label_name
 
 
 class CorpusError(ValueError):
     """``OUT`` is not a converted corpus, or a requested source/split is absent (message says which)."""
 
 
-def class_name(value: int | str | None) -> str:
-    """Canonical label name of a stored ``label``/``category`` value: a name is returned as is, an
-    int is looked up in the taxonomy's stable id table; ``None``/``""``/``-1`` give ``""``."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        return value
-    i = int(value)
-    if i < 0:
-        return ""
-    names = load_taxonomy().class_names()
-    if i >= len(names):
-        raise CorpusError(f"class id {i} is outside the taxonomy's {len(names)} classes")
-    return names[i]
-
-
-def class_id(value: int | str) -> int:
-    """Stable taxonomy class id of a stored ``label``/``category`` value (name or int)."""
-    if isinstance(value, str):
-        return load_taxonomy().class_id(value)
-    return int(value)
+#: stored ``label``/``category`` value (name or ClassLabel id) -> name / id (one implementation, in schema.py)
+class_name = label_name
+class_id = label_id
 
 
 @dataclass(frozen=True)

@@ -16,31 +16,13 @@ from typing import Iterable, Iterator, Optional, Union
 import pyarrow.parquet as pq
 
 from .outdir import read_manifest, source_files
-from .schema import SPLITS
+from .schema import SPLITS, label_name  # noqa: F401 - label_name is part of this module's API
 from .taxonomy import load_taxonomy
 
 #: rows removed from their split by curation, kept (same schema, original ``split`` column)
 #: in ``OUT/.unihema/excluded/<data folder>.parquet``; see :mod:`unihema_data.curation`
 EXCLUDED_DIR = Path(".unihema") / "excluded"
 EXCLUDED_SPLIT = "excluded"
-
-
-def label_name(value: Union[str, int, None]) -> str:
-    """Canonical label name of a stored ``label`` / ``objects.category`` value: a string is
-    returned as is ("" when unlabelled), an int is a stable taxonomy id
-    (``load_taxonomy().class_names()[id]``); -1 / None mean "no label"."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"label value {value!r} is neither a name nor a taxonomy id")
-    if value < 0:
-        return ""
-    names = load_taxonomy().class_names()
-    if value >= len(names):
-        raise ValueError(f"label id {value} is outside the taxonomy's {len(names)} class ids")
-    return names[value]
 
 
 def label_value_like(previous: Union[str, int, None], name: str) -> Union[str, int]:

@@ -203,11 +203,32 @@ def attrs_to_list(attrs: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": str(v)} for k, v in sorted(attrs.items())]
 
 
-def label_name(class_id: int | None) -> str:
-    """Canonical name of a ``label``/``objects.category`` id; "" for ``-1``/``None`` (no label)."""
-    if class_id is None or class_id < 0:
+def label_name(value: "int | str | None") -> str:
+    """Canonical name of a stored ``label``/``objects.category`` value: an int is a stable class id
+    (``ClassLabel``, schema >= 2), a string a name (schema 1 corpora, returned as is); ``None``,
+    ``""`` and ``-1`` mean no label (""). ``ValueError`` for an id outside the taxonomy. The one
+    reader every consumer (export, FiftyOne, curation, cards, tests) uses."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, bool):
+        raise ValueError(f"label value {value!r} is neither a name nor a taxonomy id")
+    i = int(value)  # numpy integers too
+    if i < 0:
         return ""
-    return _get("CLASS_NAMES")[class_id]
+    names = _get("CLASS_NAMES")
+    if i >= len(names):
+        raise ValueError(f"label id {i} is outside the taxonomy's {len(names)} class ids")
+    return names[i]
+
+
+def label_id(value: "int | str") -> int:
+    """Stable class id of a stored ``label``/``objects.category`` value (an int id or a name);
+    ``KeyError`` naming an unknown name."""
+    if isinstance(value, str):
+        from .taxonomy import load_taxonomy
+
+        return load_taxonomy().class_id(value)
+    return int(value)
 
 
 def attrs_to_dict(attrs: list[dict[str, str]] | None) -> dict[str, str]:
