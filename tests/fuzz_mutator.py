@@ -80,6 +80,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from unihema_data.schema import label_name
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 
 ANY_KINDS = ("truncate", "empty", "fifo", "dangling_link", "case_collide", "non_utf8_name")
@@ -374,7 +376,7 @@ def compare(sid: str, adapter, truth, rows: list[dict], tax) -> tuple[Diff, dict
         if t.group_id and r["group_id"] != t.group_id:
             bad.add("group_id")
         if t.label is not None:
-            if r["source_label"] != str(t.label) or r["label"] != tax.map_label(sid, str(t.label), table=t.label_table):
+            if r["source_label"] != str(t.label) or label_name(r["label"]) != tax.map_label(sid, str(t.label), table=t.label_table):
                 bad.add("label")
         if not _objects_equal(r, t, adapter, W, H, from_coco):
             bad.add("objects")

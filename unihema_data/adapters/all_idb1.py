@@ -48,6 +48,7 @@ from PIL import Image, ImageDraw
 from ..formats import disk
 from . import _synthetic as syn
 from .base import Adapter, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawObject, RawSample
+from .families import refuse_case_collisions
 
 IMAGE_RE = re.compile(r"^Im(\d+)_([01])$")
 MASK_RE = re.compile(r"^(Im\d+_[01])_(RBC|WBCs)$")
@@ -135,6 +136,9 @@ class AllIdb1Adapter(Adapter):
 
     def records(self, root: Path) -> Iterator[Idb1Record]:
         img_dir, mask_dir, xyc_dir = self._layout(root)
+        for d in (img_dir, mask_dir, xyc_dir):
+            if d is not None:
+                refuse_case_collisions(disk.list_dir(d, None, root)[1])
         images = disk.index_by_stem(disk.list_files(img_dir, IMAGE_SUFFIXES, self.report, root, "an image file"), "image")
         xycs = disk.index_by_stem(_files(xyc_dir, IMAGE_RE, (".xyc",)), ".xyc file") if xyc_dir else {}
         pairs: dict[str, dict[str, Path]] = {}

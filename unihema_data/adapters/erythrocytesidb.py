@@ -48,6 +48,7 @@ from ..formats import disk
 from ..refs import Polygon
 from . import _synthetic as syn
 from .base import Adapter, FakeSample, FakeTruth, RawObject, RawSample
+from .families import refuse_case_collisions
 
 SUBSET_RE = re.compile(r"^erythrocytesIDB([23])$")
 SAMPLE_RE = re.compile(r"^(\d+)erythrocytesIDB([23])$")
@@ -113,6 +114,7 @@ class ErythrocytesIDBAdapter(Adapter):
                 if not SAMPLE_RE.match(s.name):
                     self.report.skip(disk.rel(s, root) + "/", "not an <NN>erythrocytesIDB sample folder")
                     continue
+                refuse_case_collisions(disk.list_dir(s, self.report, root)[1])
                 for need in ("source.jpg", "ground.csv"):
                     if not (s / need).is_file():
                         raise MissingInputError(f"{disk.show(s)}: {need} is missing")

@@ -358,6 +358,17 @@ def pair_by_stem(images: Sequence[Path], masks: Sequence[Path], mask_key=lambda 
     return pairs, [imgs[k] for k in sorted(set(imgs) - set(msks))], [msks[k] for k in sorted(set(msks) - set(imgs))]
 
 
+def refuse_case_collisions(paths: Sequence[Path]) -> None:
+    """Two files of one folder whose names differ only in case (``X.png`` / ``x.PNG``) cannot
+    coexist on a case-insensitive file system and one of them would be picked or both converted
+    without a word: an error naming both."""
+    groups = disk.case_collisions(paths)
+    if groups:
+        g = groups[0]
+        raise CorruptInputError(f"{show(g[0].parent)}: file names differ only in case: "
+                                + ", ".join(show(p.name) for p in g) + "; keep one")
+
+
 class ImageMaskPairAdapter(Adapter):
     """Images and semantic masks paired by stem: ``<images_dir>/<stem>.<ext>`` with
     ``<masks_dir>/<mask stem>.<ext>`` (the same folder allowed when the suffixes differ).
@@ -409,6 +420,7 @@ class ImageMaskPairAdapter(Adapter):
             else:
                 images = disk.list_files(idir, self.image_suffixes, self.report, root, "an image file")
                 masks = disk.list_files(mdir, self.mask_suffixes, self.report, root, "a mask file")
+            refuse_case_collisions([*images, *masks])
             pairs, lonely_images, lonely_masks = pair_by_stem(images, masks, self.mask_key, self.image_key)
             for m in lonely_masks:
                 self.report.orphan(disk.rel(m, root), "mask without an image (not converted)")
@@ -643,4 +655,5 @@ class CvatXmlAdapter(Adapter):
 __all__ = [
     "ClassFolderAdapter", "CocoJsonAdapter", "CocoRecord", "CvatRecord", "CvatXmlAdapter", "FileRecord",
     "ImageMaskPairAdapter", "InstanceMaskPairAdapter", "VocAdapter", "VocRecord", "YoloAdapter", "YoloRecord", "pair_by_stem",
+    "refuse_case_collisions",
 ]

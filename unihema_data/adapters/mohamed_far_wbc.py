@@ -44,7 +44,7 @@ from PIL import Image, ImageDraw
 from ..formats import disk
 from . import _synthetic as syn
 from .base import CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawSample, _glob_any
-from .families import FileRecord, ImageMaskPairAdapter, pair_by_stem
+from .families import FileRecord, ImageMaskPairAdapter, pair_by_stem, refuse_case_collisions
 
 MASKS_DIR = "BloodImageSetS6NucSeg_masks"
 STEM_RE = re.compile(r"^BloodImage_\d{5}$")
@@ -77,7 +77,7 @@ def rgba_mask_values(path: Path) -> tuple[np.ndarray, str]:
 
 class MohamedFarWBCAdapter(ImageMaskPairAdapter):
     id = "mohamed_far_wbc"
-    version = "1"
+    version = "2"
     tasks = ("segmentation",)
     markers = (MASKS_DIR,)
     mask_values = {0: "background", 255: "nucleus"}
@@ -105,6 +105,8 @@ class MohamedFarWBCAdapter(ImageMaskPairAdapter):
         img_dir, mask_dir = self._bccd_images(), root / MASKS_DIR
         masks = disk.list_files(mask_dir, self.mask_suffixes, self.report, root, "a mask file")
         images = [p for p in disk.list_files(img_dir, self.image_suffixes) if STEM_RE.match(p.stem)]
+        refuse_case_collisions(masks)
+        refuse_case_collisions(images)
         pairs, lonely_images, lonely_masks = pair_by_stem(images, masks)
         for m in lonely_masks:
             self.report.orphan(disk.rel(m, root), "mask without a BCCD image (not converted)")
