@@ -114,7 +114,12 @@ class ErythrocytesIDBAdapter(Adapter):
                 if not SAMPLE_RE.match(s.name):
                     self.report.skip(disk.rel(s, root) + "/", "not an <NN>erythrocytesIDB sample folder")
                     continue
-                refuse_case_collisions(disk.list_dir(s, self.report, root)[1])
+                files = disk.list_dir(s, self.report, root)[1]
+                refuse_case_collisions(files)
+                for f in files:  # the names inside are fixed: one that cannot be read is not guessed at
+                    if any(0xDC80 <= ord(c) <= 0xDCFF for c in f.name):
+                        raise CorruptInputError(f"{disk.show(f)}: file name is not valid UTF-8 (expected "
+                                                f"source.jpg, ground.csv, mask*.jpg, labeled.jpg)")
                 for need in ("source.jpg", "ground.csv"):
                     if not (s / need).is_file():
                         raise MissingInputError(f"{disk.show(s)}: {need} is missing")

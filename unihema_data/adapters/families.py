@@ -391,6 +391,10 @@ class ImageMaskPairAdapter(Adapter):
         """Key of a mask file, equal to its image's :meth:`image_key` (e.g. strip ``_mask``)."""
         return path.stem
 
+    def expected_mask_name(self, image: Path) -> str:
+        """File name of an image's mask, for the error when it is missing."""
+        return f"{image.stem}{self.mask_suffixes[0]}"
+
     def folders(self, root: Path) -> list[tuple[str, Path, Path]]:
         """``(subset, images folder, masks folder)`` triples (default: one)."""
         return [("", root / self.images_dir, root / self.masks_dir)]
@@ -427,7 +431,7 @@ class ImageMaskPairAdapter(Adapter):
             if lonely_images and not self.allow_unmasked_images:
                 img = lonely_images[0]
                 raise MissingInputError(
-                    f"{show(img)}: mask {disk.rel(mdir, root)}/{show(img.stem)}{self.mask_suffixes[0]} is missing "
+                    f"{show(img)}: mask {disk.rel(mdir, root)}/{show(self.expected_mask_name(img))} is missing "
                     f"({len(lonely_images)} image(s) without a mask)")
             for img in lonely_images:
                 self.report.orphan(disk.rel(img, root), "image without a mask (converted without segmentation)")

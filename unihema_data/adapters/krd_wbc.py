@@ -68,6 +68,9 @@ class KrdWbcAdapter(ImageMaskPairAdapter):
     def folders(self, root: Path) -> list[tuple[str, Path, Path]]:
         return [("", root / "Dataset" / "image", root / "Dataset" / "mask")]
 
+    def expected_mask_name(self, image: Path) -> str:
+        return f"mask{self.image_key(image)}.jpg"
+
     def image_key(self, path: Path) -> str:
         return _index(path.stem, "image")
 

@@ -68,6 +68,9 @@ class MD2019MalariaAdapter(ImageMaskPairAdapter):
     def mask_key(self, path: Path) -> str:
         return path.stem[:-3] if path.stem.endswith("_GT") else f"{path.stem} (not a _GT mask)"
 
+    def expected_mask_name(self, image: Path) -> str:
+        return f"{image.stem}_GT.png"
+
     def prepare(self, root: Path) -> None:
         super().prepare(root)
         stages = root / "LifeStages.xlsx"
