@@ -82,3 +82,12 @@ def test_header_line_tolerated_and_missing_source_is_an_error(tmp_path):
     with pytest.raises((ConversionError, AdapterError)) as ei:
         _convert(tmp_path / "raw", tmp_path / "out2")
     assert "02erythrocytesIDB2" in str(ei.value) and "source.jpg is missing" in str(ei.value)
+
+
+def test_empty_ground_csv_is_an_error(tmp_path):
+    truth = get_adapter(SID).fake(tmp_path / "raw")
+    g = truth.root / "erythrocytesIDB2" / "37erythrocytesIDB2" / "ground.csv"
+    g.write_text("")
+    with pytest.raises((ConversionError, AdapterError)) as ei:
+        _convert(tmp_path / "raw", tmp_path / "out")
+    assert "37erythrocytesIDB2/ground.csv" in str(ei.value) and "no cell rows" in str(ei.value)

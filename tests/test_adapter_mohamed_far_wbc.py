@@ -114,3 +114,16 @@ def test_mask_size_mismatch_names_both_files(tmp_path):
         _convert(tmp_path / "raw", tmp_path / "out")
     msg = str(ei.value)
     assert "BloodImageSetS6NucSeg_masks/BloodImage_00003.png" in msg and "BloodImage_00003.jpg" in msg
+
+
+@pytest.mark.parametrize("name", ["bLOODiMAGE_00005.jpg", "BloodImage_00005\udce9.jpg"])
+def test_case_collision_or_unreadable_name_in_bccd_folder_is_an_error(tmp_path, name):
+    import os
+
+    truth = get_adapter(SID).fake(tmp_path / "raw")
+    jpegs = truth.root / "_bccd" / "BCCD" / "JPEGImages"
+    with open(os.path.join(os.fsencode(jpegs), os.fsencode(name)), "wb") as f:
+        f.write((jpegs / "BloodImage_00005.jpg").read_bytes())
+    with pytest.raises((ConversionError, AdapterError)) as ei:
+        _convert(tmp_path / "raw", tmp_path / "out")
+    assert "BloodImage_00005" in str(ei.value) or "bLOODiMAGE_00005" in str(ei.value)

@@ -48,7 +48,7 @@ from ..formats import disk
 from ..refs import Polygon
 from . import _synthetic as syn
 from .base import Adapter, FakeSample, FakeTruth, RawObject, RawSample
-from .families import refuse_case_collisions
+from .families import refuse_case_collisions, refuse_unreadable_names
 
 SUBSET_RE = re.compile(r"^erythrocytesIDB([23])$")
 SAMPLE_RE = re.compile(r"^(\d+)erythrocytesIDB([23])$")
@@ -116,10 +116,7 @@ class ErythrocytesIDBAdapter(Adapter):
                     continue
                 files = disk.list_dir(s, self.report, root)[1]
                 refuse_case_collisions(files)
-                for f in files:  # the names inside are fixed: one that cannot be read is not guessed at
-                    if any(0xDC80 <= ord(c) <= 0xDCFF for c in f.name):
-                        raise CorruptInputError(f"{disk.show(f)}: file name is not valid UTF-8 (expected "
-                                                f"source.jpg, ground.csv, mask*.jpg, labeled.jpg)")
+                refuse_unreadable_names(files)  # the names inside are fixed: an unreadable one is not guessed at
                 for need in ("source.jpg", "ground.csv"):
                     if not (s / need).is_file():
                         raise MissingInputError(f"{disk.show(s)}: {need} is missing")
@@ -147,6 +144,8 @@ class ErythrocytesIDBAdapter(Adapter):
                 raise CorruptInputError(f"{disk.show(path)}:{lineno}: a contour needs at least 3 x,y pairs "
                                         f"(got {len(coords)} numbers)")
             cells.append((cls, coords))
+        if not cells:
+            raise CorruptInputError(f"{disk.show(path)}: no cell rows (every IDB2/IDB3 sample has annotated cells)")
         return cells
 
     def parse(self, rec: EryRecord) -> RawSample:

@@ -369,6 +369,14 @@ def refuse_case_collisions(paths: Sequence[Path]) -> None:
                                 + ", ".join(show(p.name) for p in g) + "; keep one")
 
 
+def refuse_unreadable_names(paths: Sequence[Path]) -> None:
+    """A file name that is not valid UTF-8 in a folder of fixed or patterned names cannot be
+    matched to anything: an error naming it, rather than a silent orphan."""
+    for p in paths:
+        if any(0xDC80 <= ord(c) <= 0xDCFF for c in p.name):
+            raise CorruptInputError(f"{show(p)}: file name is not valid UTF-8; rename it")
+
+
 class ImageMaskPairAdapter(Adapter):
     """Images and semantic masks paired by stem: ``<images_dir>/<stem>.<ext>`` with
     ``<masks_dir>/<mask stem>.<ext>`` (the same folder allowed when the suffixes differ).
@@ -425,6 +433,7 @@ class ImageMaskPairAdapter(Adapter):
                 images = disk.list_files(idir, self.image_suffixes, self.report, root, "an image file")
                 masks = disk.list_files(mdir, self.mask_suffixes, self.report, root, "a mask file")
             refuse_case_collisions([*images, *masks])
+            refuse_unreadable_names([*images, *masks])
             pairs, lonely_images, lonely_masks = pair_by_stem(images, masks, self.mask_key, self.image_key)
             for m in lonely_masks:
                 self.report.orphan(disk.rel(m, root), "mask without an image (not converted)")
@@ -659,5 +668,5 @@ class CvatXmlAdapter(Adapter):
 __all__ = [
     "ClassFolderAdapter", "CocoJsonAdapter", "CocoRecord", "CvatRecord", "CvatXmlAdapter", "FileRecord",
     "ImageMaskPairAdapter", "InstanceMaskPairAdapter", "VocAdapter", "VocRecord", "YoloAdapter", "YoloRecord", "pair_by_stem",
-    "refuse_case_collisions",
+    "refuse_case_collisions", "refuse_unreadable_names",
 ]

@@ -44,7 +44,7 @@ from PIL import Image, ImageDraw
 from ..formats import disk
 from . import _synthetic as syn
 from .base import CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawSample, _glob_any
-from .families import FileRecord, ImageMaskPairAdapter, pair_by_stem, refuse_case_collisions
+from .families import FileRecord, ImageMaskPairAdapter, pair_by_stem, refuse_case_collisions, refuse_unreadable_names
 
 MASKS_DIR = "BloodImageSetS6NucSeg_masks"
 STEM_RE = re.compile(r"^BloodImage_\d{5}$")
@@ -104,9 +104,11 @@ class MohamedFarWBCAdapter(ImageMaskPairAdapter):
     def records(self, root: Path) -> Iterator[FileRecord]:
         img_dir, mask_dir = self._bccd_images(), root / MASKS_DIR
         masks = disk.list_files(mask_dir, self.mask_suffixes, self.report, root, "a mask file")
-        images = [p for p in disk.list_files(img_dir, self.image_suffixes) if STEM_RE.match(p.stem)]
-        refuse_case_collisions(masks)
-        refuse_case_collisions(images)
+        all_images = disk.list_files(img_dir, self.image_suffixes)
+        for files in (masks, all_images):
+            refuse_case_collisions(files)
+            refuse_unreadable_names(files)
+        images = [p for p in all_images if STEM_RE.match(p.stem)]
         pairs, lonely_images, lonely_masks = pair_by_stem(images, masks)
         for m in lonely_masks:
             self.report.orphan(disk.rel(m, root), "mask without a BCCD image (not converted)")
