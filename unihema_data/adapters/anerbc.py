@@ -42,7 +42,7 @@ from ..errors import CorruptInputError
 from ..formats import disk
 from . import _synthetic as syn
 from .base import FakeSample, FakeTruth, RawSample
-from .families import FileRecord, ImageMaskPairAdapter
+from .families import FileRecord, ImageMaskPairAdapter, refuse_case_collisions
 
 SUBSETS = ("AneRBC-I", "AneRBC-II")
 CLASSES = {"Healthy_individuals": "normal", "Anemic_individuals": "anemia"}
@@ -95,7 +95,9 @@ class AneRBCAdapter(ImageMaskPairAdapter):
     def records(self, root: Path) -> Iterator[FileRecord]:
         for s in SUBSETS:
             for c in CLASSES:
-                if (root / s / c / "RGB_segmented").is_dir():
+                rgb = root / s / c / "RGB_segmented"
+                if rgb.is_dir():
+                    refuse_case_collisions(disk.list_dir(rgb, None, root)[1])  # even unread: never ambiguous
                     self.report.skip(f"{s}/{c}/RGB_segmented/", "cells on a blank background (derived from the masks): not converted")
         for rec in super().records(root):
             if not NAME_RE.match(rec.path.stem):

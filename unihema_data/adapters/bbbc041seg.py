@@ -64,7 +64,7 @@ class BBBC041SegAdapter(ImageMaskPairAdapter):
         return [s for s in SPLITS if (root / s / self.images_dir).is_dir() and (root / s / self.masks_dir).is_dir()]
 
     def _is_sample(self, root: Path) -> bool:
-        return all((root / n).is_file() for n in SAMPLE_PAIR)
+        return all((root / n).exists() or (root / n).is_symlink() for n in SAMPLE_PAIR)
 
     #: released layout; the repository-sample layout (no ``mask/`` folder) is accepted by :meth:`is_root`
     markers = ("*/mask",)

@@ -118,9 +118,10 @@ class ErythrocytesIDBAdapter(Adapter):
                 refuse_case_collisions(files)
                 refuse_unreadable_names(files)  # the names inside are fixed: an unreadable one is not guessed at
                 for need in ("source.jpg", "ground.csv"):
-                    if not (s / need).is_file():
+                    if not ((s / need).exists() or (s / need).is_symlink()):
                         raise MissingInputError(f"{disk.show(s)}: {need} is missing")
-                missing = [m for m in CLASS_MASKS if not (s / m).is_file()]
+                # present = any entry: a FIFO or a broken link is refused when read, naming it
+                missing = [m for m in CLASS_MASKS if not ((s / m).exists() or (s / m).is_symlink())]
                 if missing:
                     self.report.repair(disk.rel(s, root) + "/", f"{', '.join(missing)} missing: converted without a semantic mask")
                 found = True
@@ -151,7 +152,7 @@ class ErythrocytesIDBAdapter(Adapter):
     def parse(self, rec: EryRecord) -> RawSample:
         cells = self.read_ground(rec.folder / "ground.csv")
         semantic, flags = None, []
-        if all((rec.folder / m).is_file() for m in CLASS_MASKS):
+        if all((rec.folder / m).exists() or (rec.folder / m).is_symlink() for m in CLASS_MASKS):
             levels = [quantize(rec.folder / m) for m in CLASS_MASKS]
             shapes = {lv.shape for lv in levels}
             if len(shapes) > 1:

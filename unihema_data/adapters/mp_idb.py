@@ -89,7 +89,7 @@ class MPIDBAdapter(ImageMaskPairAdapter):
         super().prepare(root)
         self.boxes: dict[str, list[tuple[int, str, tuple[float, ...]]]] = {}
         csv = root / CSV_REL
-        if not csv.is_file():
+        if not (csv.exists() or csv.is_symlink()):  # a FIFO / broken link is refused by read_csv, naming it
             self.report.info["falciparum_csv"] = "absent (no per-parasite boxes)"
             return
         table = read_csv(csv, header_variants=(CSV_HEADER,))
@@ -149,7 +149,7 @@ class MPIDBAdapter(ImageMaskPairAdapter):
         return s
 
     def input_files(self, root: Path) -> Iterator[Path]:
-        if (root / CSV_REL).is_file():
+        if (root / CSV_REL).exists():
             yield root / CSV_REL
         yield from super().input_files(root)
 
