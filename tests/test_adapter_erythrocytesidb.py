@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from unihema_data.adapters import get_adapter
+from unihema_data.adapters.base import CorruptInputError
 from unihema_data.adapters.erythrocytesidb import combine, quantize
 from unihema_data.convert import ConversionError, ConvertOptions, convert
 from unihema_data.errors import AdapterError
@@ -63,7 +64,8 @@ def test_fake_conversion_quirks(tmp_path):
 
 
 @pytest.mark.parametrize("line, expect", [("3,1,1,5,1,5,5\n", "class '3'"), ("0,1,1,5,1\n", "at least 3 x,y pairs"),
-                                          ("0,1,a,5,1,5,5\n", "expected 'class, x1")])
+                                          ("0,1,a,5,1,5,5\n", "expected 'class, x1"),
+                                          ("0,1,1,5,1,5,1e300\n", "contour point outside")])
 def test_bad_ground_csv_names_file_and_line(tmp_path, line, expect):
     truth = get_adapter(SID).fake(tmp_path / "raw")
     g = truth.root / "erythrocytesIDB3" / "01erythrocytesIDB3" / "ground.csv"
@@ -91,3 +93,12 @@ def test_empty_ground_csv_is_an_error(tmp_path):
     with pytest.raises((ConversionError, AdapterError)) as ei:
         _convert(tmp_path / "raw", tmp_path / "out")
     assert "37erythrocytesIDB2/ground.csv" in str(ei.value) and "no cell rows" in str(ei.value)
+
+
+def test_polygon_far_outside_the_image_is_refused_before_pycocotools():
+    """A huge coordinate used to crash pycocotools (segfault / OOM) in the worker."""
+    from unihema_data.refs import Polygon, decode_object_mask
+
+    with pytest.raises(CorruptInputError, match="far outside the 90x70 image"):
+        decode_object_mask(Polygon.of([1, 1, 5, 1, 5, 1e300]), 70, 90, name="x")
+    assert decode_object_mask(Polygon.of([1, 1, 50, 1, 50, 40]), 70, 90, name="x")

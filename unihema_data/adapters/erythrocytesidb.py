@@ -129,7 +129,8 @@ class ErythrocytesIDBAdapter(Adapter):
         if not found:
             raise MissingInputError(f"{self.id}: no <NN>erythrocytesIDB2/3 sample folders under {disk.show(root)}")
 
-    def read_ground(self, path: Path) -> list[tuple[str, tuple[float, ...]]]:
+    def read_ground(self, path: Path, width: int, height: int) -> list[tuple[str, tuple[float, ...]]]:
+        """Cell rows of ``ground.csv``; every contour point must lie on the image (1 px tolerance)."""
         cells = []
         for lineno, line in disk.read_lines(path, "ground.csv"):
             parts = [p for p in re.split(r"[\s,;]+", line) if p]
@@ -144,13 +145,17 @@ class ErythrocytesIDBAdapter(Adapter):
             if len(coords) < 6 or len(coords) % 2:
                 raise CorruptInputError(f"{disk.show(path)}:{lineno}: a contour needs at least 3 x,y pairs "
                                         f"(got {len(coords)} numbers)")
+            xs, ys = coords[0::2], coords[1::2]
+            if not all(-1 <= x <= width + 1 for x in xs) or not all(-1 <= y <= height + 1 for y in ys):
+                raise CorruptInputError(f"{disk.show(path)}:{lineno}: contour point outside the {width}x{height} image")
             cells.append((cls, coords))
         if not cells:
             raise CorruptInputError(f"{disk.show(path)}: no cell rows (every IDB2/IDB3 sample has annotated cells)")
         return cells
 
     def parse(self, rec: EryRecord) -> RawSample:
-        cells = self.read_ground(rec.folder / "ground.csv")
+        w, h = disk.image_size(rec.folder / "source.jpg")
+        cells = self.read_ground(rec.folder / "ground.csv", w, h)
         semantic, flags = None, []
         if all((rec.folder / m).exists() or (rec.folder / m).is_symlink() for m in CLASS_MASKS):
             levels = [quantize(rec.folder / m) for m in CLASS_MASKS]
@@ -159,7 +164,6 @@ class ErythrocytesIDBAdapter(Adapter):
                 raise CorruptInputError(f"{disk.show(rec.folder)}: the class masks differ in size: {sorted(shapes)}")
             semantic = combine(levels)
             flags.append(f"mask_thresholded:{LOW}/{HIGH}")
-            w, h = disk.image_size(rec.folder / "source.jpg")
             if semantic.shape != (h, w):
                 raise CorruptInputError(f"{disk.show(rec.folder / CLASS_MASKS[0])}: mask is {semantic.shape[1]}x"
                                         f"{semantic.shape[0]} but image {disk.show(rec.folder / 'source.jpg')} is {w}x{h}")
