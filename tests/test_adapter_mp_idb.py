@@ -44,7 +44,7 @@ def test_fake_conversion(tmp_path):
     r4 = rows[f"{SID}/Falciparum/img/1305121398-0004-R_R.jpg"]
     assert "mask_name_differs:1305121398-0004-R.jpg" in r4["qc_flags"]
     assert any("1305121398-0004-R.jpg" in p for p, _ in report.inputs.of("flagged"))
-    assert [p for p, _ in report.inputs.of("orphaned")] == [f"{CSV_REL}:1305121398-0099-R.jpg"]
+    assert report.inputs.of("orphaned") == []
     assert "Vivax/crops/" in [p for p, _ in report.inputs.of("skipped")]
     v = rows[f"{SID}/Vivax/img/1709041080-0003-R_T.jpg"]
     assert v["objects"]["bbox"] == [] and label_name(v["label"]) == "plasmodium_vivax"
@@ -74,3 +74,12 @@ def test_two_masks_for_one_field_is_an_error(tmp_path):
     with pytest.raises((ConversionError, AdapterError)) as ei:
         _convert(tmp_path / "raw", tmp_path / "out")
     assert "1305121398-0001-R_S.jpg" in str(ei.value) and "1305121398-0001-R_S.tif" in str(ei.value)
+
+
+def test_csv_row_without_image_is_an_error(tmp_path):
+    truth = get_adapter(SID).fake(tmp_path / "raw")
+    csv = truth.root / CSV_REL
+    csv.write_text(csv.read_text() + "1305121398-0099-R.jpg,ring,10,10,5,5\n")
+    with pytest.raises((ConversionError, AdapterError)) as ei:
+        _convert(tmp_path / "raw", tmp_path / "out")
+    assert f"{CSV_REL}:" in str(ei.value) and "1305121398-0099-R.jpg" in str(ei.value)

@@ -130,7 +130,7 @@ class ErythrocytesIDBAdapter(Adapter):
             raise MissingInputError(f"{self.id}: no <NN>erythrocytesIDB2/3 sample folders under {disk.show(root)}")
 
     def read_ground(self, path: Path, width: int, height: int) -> list[tuple[str, tuple[float, ...]]]:
-        """Cell rows of ``ground.csv``; every contour point must lie on the image (1 px tolerance)."""
+        """Cell rows of ``ground.csv``; every contour point must lie on the image (0..W, 0..H)."""
         cells = []
         for lineno, line in disk.read_lines(path, "ground.csv"):
             parts = [p for p in re.split(r"[\s,;]+", line) if p]
@@ -146,7 +146,7 @@ class ErythrocytesIDBAdapter(Adapter):
                 raise CorruptInputError(f"{disk.show(path)}:{lineno}: a contour needs at least 3 x,y pairs "
                                         f"(got {len(coords)} numbers)")
             xs, ys = coords[0::2], coords[1::2]
-            if not all(-1 <= x <= width + 1 for x in xs) or not all(-1 <= y <= height + 1 for y in ys):
+            if not all(0 <= x <= width for x in xs) or not all(0 <= y <= height for y in ys):
                 raise CorruptInputError(f"{disk.show(path)}:{lineno}: contour point outside the {width}x{height} image")
             cells.append((cls, coords))
         if not cells:

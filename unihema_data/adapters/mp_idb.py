@@ -28,8 +28,8 @@ Conventions:
   header says ``xmin,xmax,ymin,ymax`` but the values are ``x,y,w,h`` (the first row would have
   xmax < xmin), so the columns are read as ``x,y,w,h`` (``box_format = xywh``); the rows where the
   header's reading would be impossible are counted in ``report.info["csv_header_impossible_rows"]``
-  as evidence. A box outside its image is an error naming the CSV line; a CSV row without an
-  image is reported (``orphaned``).
+  as evidence. A box outside its image, or a CSV row naming no image of ``Falciparum/img``, is an
+  error naming the CSV line.
 * No split, no patient ids: ``group_id`` = the slide id (``<slide>``: fields of one slide stay in
   one split).
 
@@ -119,8 +119,10 @@ class MPIDBAdapter(ImageMaskPairAdapter):
             if rec.part("subset") == "Falciparum":
                 seen.add(rec.path.name)
             yield rec
-        for name in sorted(set(self.boxes) - seen):
-            self.report.orphan(f"{CSV_REL}:{name}", "CSV rows without an image")
+        for name in sorted(set(self.boxes) - seen):  # the per-parasite truth must match the images
+            line = self.boxes[name][0][0]
+            raise CorruptInputError(f"{CSV_REL}:{line}: {name!r} is not an image of Falciparum/img "
+                                    f"(CSV and images disagree)")
 
     # ---------------------------------------------------------------- hooks
     def label(self, rec: FileRecord) -> Optional[str]:
@@ -156,8 +158,7 @@ class MPIDBAdapter(ImageMaskPairAdapter):
     # ---------------------------------------------------------------- synthetic data
     def fake(self, out: Path, seed: int = 0) -> FakeTruth:
         """Writes ``out/MP-IDB-master/`` with Falciparum (3 fields, the x,y,w,h CSV under the
-        xmin,xmax,ymin,ymax header, one mask whose stage suffix differs from its image, one CSV
-        row without an image), Vivax (2 fields, one ``.png`` mask) and a ``crops`` folder; masks are
+        xmin,xmax,ymin,ymax header, one mask whose stage suffix differs from its image), Vivax (2 fields, one ``.png`` mask) and a ``crops`` folder; masks are
         JPEG with compression noise."""
         rng = np.random.default_rng(seed)
         root = Path(out) / "MP-IDB-master"
@@ -197,7 +198,6 @@ class MPIDBAdapter(ImageMaskPairAdapter):
                 rel = f"{sp}/img/{stem}.jpg"
                 truth[rel] = FakeSample(rel_path=rel, label=sp, label_table="species_folders", semantic_mask=values,
                                         boxes=fboxes, categories=cats, group_id=stem.split("-")[0])
-        csv_rows.append(("1305121398-0099-R.jpg", "ring", 10, 10, 5, 5))  # no such image
         write_csv(root / CSV_REL, CSV_HEADER, csv_rows)
         (root / "Vivax" / "crops" / "R").mkdir(parents=True, exist_ok=True)
         syn.single_cell(12, "rbc", seed).save(root / "Vivax" / "crops" / "R" / "1709041080-0003-R_T_0.png")
