@@ -16,9 +16,17 @@ from unihema_data.cli import app
 from unihema_data.scaffold import FAMILIES, ScaffoldError, new_adapter, set_catalog_status
 
 REPO = Path(__file__).resolve().parents[1]
-#: a catalog id without an adapter, per family (only the id matters here)
-IDS = {"class_folders": "lisc", "voc": "raabin_wbc_det", "yolo": "parasite_roboflow", "image_mask": "krd_wbc",
-       "instance_mask": "bbbc041seg", "coco": "md2019_malaria", "cvat": "rv_pbs"}
+def _free_ids() -> dict[str, str]:
+    """A catalog id without an adapter module, per family (only the id matters here). Chosen at
+    run time: adapters are added in parallel, so a fixed list goes stale."""
+    from unihema_data.catalog import load_catalog
+
+    taken = {p.stem for p in (REPO / "unihema_data" / "adapters").glob("*.py")}
+    free = sorted(e.id for e in load_catalog() if e.id not in taken and e.id != "lisc")
+    return dict(zip(sorted(FAMILIES), free))
+
+
+IDS = _free_ids()
 CANON = {"class_a": "lymphocyte", "class_b": "neutrophil", "cell": "lymphocyte"}
 
 
