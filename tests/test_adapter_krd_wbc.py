@@ -105,3 +105,14 @@ def test_image_without_mask_is_an_error(tmp_path):
     with pytest.raises((ConversionError, AdapterError)) as ei:
         _convert(tmp_path / "raw", tmp_path / "out")
     assert "image3.jpg" in str(ei.value) and "missing" in str(ei.value)
+
+
+def test_damaged_jpeg_mask_is_an_error_not_a_wrong_mask(tmp_path):
+    """A cut JPEG still decodes in Pillow (grey fill): the strict decode refuses it, naming the file."""
+    truth = get_adapter(SID).fake(tmp_path / "raw")
+    m = truth.root / "Dataset" / "mask" / "mask4.jpg"
+    data = m.read_bytes()
+    m.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises((ConversionError, AdapterError)) as ei:
+        _convert(tmp_path / "raw", tmp_path / "out")
+    assert "mask4.jpg" in str(ei.value) and "damaged" in str(ei.value)

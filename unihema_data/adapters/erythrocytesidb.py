@@ -45,6 +45,7 @@ from PIL import Image
 
 from ..errors import CorruptInputError, MissingInputError
 from ..formats import disk
+from ..formats.jpegmask import read_gray
 from ..refs import Polygon
 from . import _synthetic as syn
 from .base import Adapter, FakeSample, FakeTruth, RawObject, RawSample
@@ -59,12 +60,7 @@ LOW, HIGH = 64, 192
 
 def quantize(path: Path) -> np.ndarray:
     """A class mask (JPEG) as levels 0 / 1 (overlap, 0.5) / 2 (cell) by the documented rule."""
-    disk.require_regular(path, "mask file")
-    try:
-        with Image.open(path) as im:
-            g = np.asarray(im.convert("L"))
-    except (OSError, ValueError) as e:
-        raise CorruptInputError(f"{disk.show(path)}: unreadable mask ({e})") from None
+    g = read_gray(path)  # strict JPEG decode: a damaged mask is an error, not a wrong map
     return (g >= LOW).astype(np.uint8) + (g >= HIGH).astype(np.uint8)
 
 

@@ -10,6 +10,7 @@ photograph saved in the masks folder) is an error naming it: thresholding it wou
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +23,29 @@ from . import disk
 MAX_MIDTONE_FRACTION = 0.05
 
 
+def read_gray(path: Path) -> np.ndarray:
+    """Luminance of a mask file. A JPEG is decoded strictly (libjpeg-turbo via ``simplejpeg``,
+    ``strict=True``, as the core does for images): damaged entropy data, which would decode to a
+    plausible but wrong mask, is an error naming the file. Other formats go through Pillow."""
+    path = Path(path)
+    disk.require_regular(path, "mask file")
+    data = disk.read_bytes(path, "mask file")
+    try:
+        if data[:3] == b"\xff\xd8\xff":
+            import simplejpeg
+
+            return simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True)[..., 0]
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("L"))
+    except (OSError, ValueError) as e:
+        raise CorruptInputError(f"{disk.show(path)}: unreadable or damaged mask ({e})") from None
+
+
 def threshold_mask(path: Path, threshold: int = 128, high: int = 255, invert: bool = False) -> tuple[np.ndarray, int]:
     """``(values, lossy)``: the mask as a uint8 array of ``{0, high}`` and the number of pixels
     that were neither 0 nor 255 in the file. ``invert``: foreground is *dark* (value < threshold)."""
     path = Path(path)
-    disk.require_regular(path, "mask file")
-    try:
-        with Image.open(path) as im:
-            gray = np.asarray(im.convert("L"))
-    except (OSError, ValueError) as e:
-        raise CorruptInputError(f"{disk.show(path)}: unreadable mask ({e})") from None
+    gray = read_gray(path)
     mid = int(((gray >= 64) & (gray < 192)).sum())
     if mid > MAX_MIDTONE_FRACTION * gray.size:
         raise CorruptInputError(
@@ -42,4 +56,4 @@ def threshold_mask(path: Path, threshold: int = 128, high: int = 255, invert: bo
     return np.where(fg, high, 0).astype(np.uint8), lossy
 
 
-__all__ = ["MAX_MIDTONE_FRACTION", "threshold_mask"]
+__all__ = ["MAX_MIDTONE_FRACTION", "read_gray", "threshold_mask"]
