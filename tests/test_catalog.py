@@ -12,7 +12,10 @@ from unihema_data.catalog_docs import DOCS_PATH, PAPER_LIST_ROWS, render_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
-FIRST_ADAPTERS = {"bccd", "txl_pbc", "leukemiaattri", "zheng2018_wbc", "pbc", "wbcatt", "aml_cytomorphology_lmu"}
+FIRST_ADAPTERS = {"bccd", "txl_pbc", "leukemiaattri", "zheng2018_wbc", "pbc", "wbcatt", "aml_cytomorphology_lmu",
+                  # segmentation sources (issue 21)
+                  "all_idb1", "all_idb2", "anerbc", "bbbc041seg", "erythrocytesidb", "krd_wbc", "md2019_malaria",
+                  "mohamed_far_wbc", "mp_idb", "nuclick_wbc"}
 
 MINIMAL = dict(
     id="lab_set", name="Lab set", citation="Us, 2025.", homepage="https://example.org", license="MIT",

@@ -106,7 +106,7 @@ def test_fuzz_case(index, templates, tmp_path):
         return
     msg = f"{case.describe()}: {outcome}: {why}"
     FAILURES.append(msg)
-    reason = fm.pending_reason(case.kind, case.role)
+    reason = fm.pending_reason(case.kind, case.role, case.sid)
     if reason:
         pytest.xfail(f"{reason} ({msg[:300]})")
     pytest.fail(msg)

@@ -61,6 +61,8 @@ def read_native_mask(mask: Any, name: str = "", keep_rgb: bool = False) -> np.nd
                 arr = np.asarray(im)
     if arr.ndim == 3 and keep_rgb and arr.shape[2] in (3, 4):
         return arr
+    if arr.dtype == bool:  # 1-bit masks (PIL mode "1", 1-bit TIFF) read like PIL's convert("L"): 0 / 255
+        arr = arr.astype(np.uint8) * np.uint8(255)
     if arr.ndim != 2:
         raise ValueError(f"{name}: mask must be 2-D, got shape {arr.shape}")
     return arr

@@ -502,6 +502,10 @@ def decode_object_mask(ref: Any, height: int, width: int, cache: Optional[MaskFi
             raise CorruptInputError(f"{name}: polygon needs at least 3 (x, y) points per ring: {ref.rings!r}")
         if not all(np.isfinite(r).all() for r in rings):
             raise CorruptInputError(f"{name}: polygon has non-finite coordinates")
+        far = 4 * max(height, width) + 1024  # pycocotools crashes (segfault / OOM) on huge coordinates
+        if any(np.abs(np.asarray(r)).max() > far for r in rings):
+            raise CorruptInputError(f"{name}: polygon coordinates lie far outside the {width}x{height} image "
+                                    f"(|v| > {far}): not a contour of this image")
         rles = mask_utils.frPyObjects(rings, height, width)
         rle = mask_utils.merge(rles) if len(rles) > 1 else rles[0]
         return rle["counts"].decode("ascii")

@@ -227,7 +227,8 @@ def _semantic(sample: RawSample, ctx: SourceContext, tax, where: str, W: int, H:
         native = rgb_to_values(native[..., :3], dict(ctx.mask_palette), f"{ctx.source}: {mask_name}")
     if native.shape != (H, W):
         raise RowError(
-            f"{ctx.source}: {mask_name}: mask is {native.shape[1]}x{native.shape[0]} but image is {W}x{H}"
+            f"{ctx.source}: {mask_name}: mask is {native.shape[1]}x{native.shape[0]} but image is {W}x{H} "
+            f"(image {show(str(sample.image_path))})"
         )
     classes = list(ctx.mask_class_order)
     lut: dict[int, int] = {}

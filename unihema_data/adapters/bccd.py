@@ -40,6 +40,14 @@ class BCCDAdapter(VocAdapter):
         """At least one ``BloodImage_*.xml`` (tells BCCD from other VOC trees)."""
         return _glob_any(path, "Annotations/BloodImage_*.xml")
 
+    layout_hint = "a folder with JPEGImages/BloodImage_NNNNN.jpg"
+
+    def is_linked_root(self, path: Path) -> bool:
+        """Sources that take BCCD's images (catalog ``images_from: [bccd]``, e.g. the Mohamed & Far
+        nucleus masks) need only ``JPEGImages/BloodImage_*.jpg``: a partial copy without the
+        annotations is enough."""
+        return _glob_any(path, "JPEGImages/BloodImage_*.jpg")
+
     def fake(self, out: Path, seed: int = 0) -> FakeTruth:
         """Writes ``out/BCCD_Dataset-master/BCCD/...`` (the archive's top folder included) with
         non-contiguous ids, a 1-pixel (xmin == xmax) box, an image without RBCs, and split lists."""

@@ -358,6 +358,25 @@ def pair_by_stem(images: Sequence[Path], masks: Sequence[Path], mask_key=lambda 
     return pairs, [imgs[k] for k in sorted(set(imgs) - set(msks))], [msks[k] for k in sorted(set(msks) - set(imgs))]
 
 
+def refuse_case_collisions(paths: Sequence[Path]) -> None:
+    """Two files of one folder whose names differ only in case (``X.png`` / ``x.PNG``) cannot
+    coexist on a case-insensitive file system and one of them would be picked or both converted
+    without a word: an error naming both."""
+    groups = disk.case_collisions(paths)
+    if groups:
+        g = groups[0]
+        raise CorruptInputError(f"{show(g[0].parent)}: file names differ only in case: "
+                                + ", ".join(show(p.name) for p in g) + "; keep one")
+
+
+def refuse_unreadable_names(paths: Sequence[Path]) -> None:
+    """A file name that is not valid UTF-8 in a folder of fixed or patterned names cannot be
+    matched to anything: an error naming it, rather than a silent orphan."""
+    for p in paths:
+        if any(0xDC80 <= ord(c) <= 0xDCFF for c in p.name):
+            raise CorruptInputError(f"{show(p)}: file name is not valid UTF-8; rename it")
+
+
 class ImageMaskPairAdapter(Adapter):
     """Images and semantic masks paired by stem: ``<images_dir>/<stem>.<ext>`` with
     ``<masks_dir>/<mask stem>.<ext>`` (the same folder allowed when the suffixes differ).
@@ -379,6 +398,10 @@ class ImageMaskPairAdapter(Adapter):
     def mask_key(self, path: Path) -> str:
         """Key of a mask file, equal to its image's :meth:`image_key` (e.g. strip ``_mask``)."""
         return path.stem
+
+    def expected_mask_name(self, image: Path) -> str:
+        """File name of an image's mask, for the error when it is missing."""
+        return f"{image.stem}{self.mask_suffixes[0]}"
 
     def folders(self, root: Path) -> list[tuple[str, Path, Path]]:
         """``(subset, images folder, masks folder)`` triples (default: one)."""
@@ -409,13 +432,15 @@ class ImageMaskPairAdapter(Adapter):
             else:
                 images = disk.list_files(idir, self.image_suffixes, self.report, root, "an image file")
                 masks = disk.list_files(mdir, self.mask_suffixes, self.report, root, "a mask file")
+            refuse_case_collisions([*images, *masks])
+            refuse_unreadable_names([*images, *masks])
             pairs, lonely_images, lonely_masks = pair_by_stem(images, masks, self.mask_key, self.image_key)
             for m in lonely_masks:
                 self.report.orphan(disk.rel(m, root), "mask without an image (not converted)")
             if lonely_images and not self.allow_unmasked_images:
                 img = lonely_images[0]
                 raise MissingInputError(
-                    f"{show(img)}: mask {disk.rel(mdir, root)}/{show(img.stem)}{self.mask_suffixes[0]} is missing "
+                    f"{show(img)}: mask {disk.rel(mdir, root)}/{show(self.expected_mask_name(img))} is missing "
                     f"({len(lonely_images)} image(s) without a mask)")
             for img in lonely_images:
                 self.report.orphan(disk.rel(img, root), "image without a mask (converted without segmentation)")
@@ -647,4 +672,5 @@ class CvatXmlAdapter(Adapter):
 __all__ = [
     "ClassFolderAdapter", "CocoJsonAdapter", "CocoRecord", "CvatRecord", "CvatXmlAdapter", "FileRecord",
     "ImageMaskPairAdapter", "InstanceMaskPairAdapter", "VocAdapter", "VocRecord", "YoloAdapter", "YoloRecord", "pair_by_stem",
+    "refuse_case_collisions", "refuse_unreadable_names",
 ]
