@@ -220,26 +220,35 @@ class VocAdapter(Adapter):
                     raise CorruptInputError(f"{show(f)}:{lineno}: {stem} is listed in both {prev}.txt and {split}.txt")
         return by_stem
 
-    def _images(self, root: Path) -> dict[str, Path]:
-        files = disk.list_files(root / self.images_dir, self.image_suffixes, self.report, root, "an image file")
+    def voc_folders(self, root: Path) -> list[tuple[str, Path, Path]]:
+        """``(split, images folder, annotations folder)`` triples (default: one, the split from
+        the split lists). Override for releases with one folder pair per split or subset."""
+        return [("", root / self.images_dir, root / self.annotations_dir)]
+
+    def _images(self, root: Path, folder: Optional[Path] = None) -> dict[str, Path]:
+        folder = root / self.images_dir if folder is None else folder
+        files = disk.list_files(folder, self.image_suffixes, self.report, root, "an image file")
         return disk.index_by_stem(files, "image")
 
     def records(self, root: Path) -> Iterator[VocRecord]:
         splits = getattr(self, "splits", None)
         if splits is None:
             splits = self.splits = self.read_splits(root)
-        images = self._images(root)
-        xmls = disk.list_files(root / self.annotations_dir, (".xml",), self.report, root, "an XML annotation")
-        stems = disk.index_by_stem(xmls, "annotation")
-        for stem in sorted(set(images) - set(stems)):
-            self.report.orphan(disk.rel(images[stem], root), "image without an annotation XML (not converted)")
-        for stem in sorted(set(splits) - set(stems)):
+        all_stems: set[str] = set()
+        for folder_split, idir, adir in self.voc_folders(root):
+            images = self._images(root, idir)
+            xmls = disk.list_files(adir, (".xml",), self.report, root, "an XML annotation")
+            stems = disk.index_by_stem(xmls, "annotation")
+            all_stems |= set(stems)
+            for stem in sorted(set(images) - set(stems)):
+                self.report.orphan(disk.rel(images[stem], root), "image without an annotation XML (not converted)")
+            for xml in xmls:
+                img = images.get(xml.stem)
+                if img is None:
+                    raise MissingInputError(f"{show(xml)}: image {disk.rel(idir, root)}/{show(xml.stem)}.jpg is missing")
+                yield VocRecord(disk.rel(img, root), xml, img, folder_split or splits.get(xml.stem, ""))
+        for stem in sorted(set(splits) - all_stems):
             self.report.orphan(f"{self.imagesets_dir}/{splits[stem]}.txt:{stem}", "listed in a split list but has no XML")
-        for xml in xmls:
-            img = images.get(xml.stem)
-            if img is None:
-                raise MissingInputError(f"{show(xml)}: image {self.images_dir}/{show(xml.stem)}.jpg is missing")
-            yield VocRecord(disk.rel(img, root), xml, img, splits.get(xml.stem, ""))
 
     def parse(self, rec: VocRecord) -> RawSample:
         disk.require_regular(rec.xml, "VOC XML file")
@@ -264,9 +273,10 @@ class VocAdapter(Adapter):
         )
 
     def input_files(self, root: Path) -> Iterator[Path]:
-        for sub in (self.annotations_dir, self.images_dir, self.imagesets_dir):
-            if (root / sub).is_dir():
-                yield from disk.list_files(root / sub)
+        folders = [p for _s, i, a in self.voc_folders(root) for p in (a, i)] + [root / self.imagesets_dir]
+        for folder in dict.fromkeys(folders):
+            if folder.is_dir():
+                yield from disk.list_files(folder)
 
 
 # ============================================================================ YOLO
