@@ -189,16 +189,29 @@ class VocAdapter(Adapter):
     split_names: ClassVar[tuple[str, ...]] = ("train", "val", "test")
     image_suffixes: ClassVar[tuple[str, ...]] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
     check_size: ClassVar[bool] = True
+    #: ``<filename>`` not naming the annotation's image: ``"error"`` (default) or ``"flag"``
+    #: (converted, reported as ``flagged``) for sources whose tool wrote stale names
+    filename_mismatch: ClassVar[str] = "error"
+    #: a box with ``xmax < xmin`` or ``ymax < ymin``: ``"error"`` (default) or ``"skip"`` (dropped,
+    #: reported as ``skipped``) for sources known to hold such boxes
+    inverted_boxes: ClassVar[str] = "error"
 
     # hooks
     def category(self, obj) -> str:
         return obj.name
+
+    def filename_stem(self, filename: str) -> str:
+        """Stem of a ``<filename>`` value, compared with the XML's stem (override to normalize)."""
+        return Path(filename).stem
 
     def group_id(self, stem: str) -> str:
         return stem
 
     def meta(self, rec: VocRecord) -> dict[str, str]:
         return {}
+
+    def subset(self, rec: VocRecord) -> str:
+        return ""
 
     # machinery
     def prepare(self, root: Path) -> None:
@@ -252,9 +265,21 @@ class VocAdapter(Adapter):
 
     def parse(self, rec: VocRecord) -> RawSample:
         disk.require_regular(rec.xml, "VOC XML file")
-        ann = parse_voc(rec.xml)
-        if ann.filename and Path(ann.filename).stem != rec.xml.stem:
-            raise CorruptInputError(f"{show(rec.xml)}: <filename> {ann.filename!r} does not match the annotation file name")
+        ann = parse_voc(rec.xml, allow_inverted=self.inverted_boxes == "skip")
+        notes: list[tuple[str, str, str]] = []
+        if ann.filename and self.filename_stem(ann.filename) != rec.xml.stem:
+            msg = f"<filename> {ann.filename!r} does not match the annotation file name"
+            if self.filename_mismatch != "flag":
+                raise CorruptInputError(f"{show(rec.xml)}: {msg}")
+            notes.append(("flagged", rec.rel_path, msg))
+        kept = []
+        for i, o in enumerate(ann.objects):
+            x0, y0, x1, y1 = o.bbox
+            if x1 < x0 or y1 < y0:
+                notes.append(("skipped", rec.rel_path, f"object {i} ({o.name}) has xmax<xmin or ymax<ymin: {o.bbox}"))
+            else:
+                kept.append(o)
+        ann.objects = kept
         if self.check_size and ann.width and ann.height:
             w, h = disk.image_size(rec.image)
             if (w, h) != (ann.width, ann.height):
@@ -270,6 +295,8 @@ class VocAdapter(Adapter):
             meta=self.meta(rec),
             qc_flags=[f"difficult:{i}" for i, o in enumerate(ann.objects) if o.difficult]
             + [f"truncated:{i}" for i, o in enumerate(ann.objects) if o.truncated],
+            subset=self.subset(rec),
+            notes=notes,
         )
 
     def input_files(self, root: Path) -> Iterator[Path]:
