@@ -249,8 +249,13 @@ class VocAdapter(Adapter):
             splits = self.splits = self.read_splits(root)
         all_stems: set[str] = set()
         for folder_split, idir, adir in self.voc_folders(root):
-            images = self._images(root, idir)
-            xmls = disk.list_files(adir, (".xml",), self.report, root, "an XML annotation")
+            if idir == adir:  # images and XMLs side by side: one listing, told apart by suffix
+                files = disk.list_files(idir, (*self.image_suffixes, ".xml"), self.report, root, "an image or XML file")
+                xmls = [f for f in files if f.suffix.lower() == ".xml"]
+                images = disk.index_by_stem([f for f in files if f.suffix.lower() != ".xml"], "image")
+            else:
+                images = self._images(root, idir)
+                xmls = disk.list_files(adir, (".xml",), self.report, root, "an XML annotation")
             stems = disk.index_by_stem(xmls, "annotation")
             all_stems |= set(stems)
             for stem in sorted(set(images) - set(stems)):
