@@ -80,6 +80,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from unihema_data.schema import label_name
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 
 ANY_KINDS = ("truncate", "empty", "fifo", "dangling_link", "case_collide", "non_utf8_name")
@@ -351,6 +353,7 @@ class Diff:
 def compare(sid: str, adapter, truth, rows: list[dict], tax) -> tuple[Diff, dict[str, dict]]:
     from unihema_data.boxes import from_coco
     from unihema_data.masks import decode_rle, decode_semantic
+    from unihema_data.integrity import base_split
     from unihema_data.splits import normalize_split
 
     diff = Diff()
@@ -369,12 +372,17 @@ def compare(sid: str, adapter, truth, rows: list[dict], tax) -> tuple[Diff, dict
         W, H = r["width"], r["height"]
         if r["source_split"] != t.source_split:
             bad.add("source_split")
-        if t.source_split and normalize_split(t.source_split) and r["split"] != normalize_split(t.source_split):
+        # the split policy may move a duplicate to its group's split, saying so (split_moved)
+        if t.source_split and normalize_split(t.source_split) and \
+                base_split(r["split"], r["qc_flags"]) != normalize_split(t.source_split):
             bad.add("split")
         if t.group_id and r["group_id"] != t.group_id:
             bad.add("group_id")
         if t.label is not None:
-            if r["source_label"] != str(t.label) or r["label"] != tax.map_label(sid, str(t.label), table=t.label_table):
+            want = tax.map_label(sid, str(t.label), table=t.label_table)
+            got = label_name(r["label"])  # a ClassLabel id; or a refinement of it, flagged (PBC prefixes)
+            if r["source_label"] != str(t.label) or not (
+                    got == want or (f"label_refined:{want}" in r["qc_flags"] and tax.is_refinement(want, got))):
                 bad.add("label")
         if not _objects_equal(r, t, adapter, W, H, from_coco):
             bad.add("objects")

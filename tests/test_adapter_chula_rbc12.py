@@ -129,3 +129,9 @@ def test_unknown_diagnosis_folder_fails(tmp_path):
         (root / "RBC Diseases" / "Thalassemia").rename(root / "RBC Diseases" / "Sickle")
     with pytest.raises(ConversionError, match="Sickle"):
         _fake(tmp_path, edit)
+
+
+def test_label_file_without_image_is_an_error(tmp_path):
+    with pytest.raises(ConversionError, match=r"129\.txt: image Dataset/129\.jpg is missing"):
+        _fake(tmp_path, lambda root: (root / "Dataset" / "129.jpg").unlink())
+    assert not all_parquet_files(tmp_path / "out")

@@ -77,3 +77,13 @@ def test_size_mismatch_names_json_and_image(tmp_path):
         p.write_text(json.dumps(d))
     with pytest.raises(ConversionError, match=r"_annotations\.coco\.json: image test/.* is 575x575 but the JSON says 100x575"):
         _fake(tmp_path, mutate=edit)
+
+
+def test_annotation_of_unknown_image_is_an_error(tmp_path):
+    def edit(root):
+        p = root / "valid" / "_annotations.coco.json"
+        d = json.loads(p.read_text())
+        d["annotations"][0]["image_id"] = 12345678901234567890
+        p.write_text(json.dumps(d))
+    with pytest.raises(ConversionError, match=r"valid/_annotations\.coco\.json: annotation 0 names unknown image_id"):
+        _fake(tmp_path, mutate=edit)

@@ -42,7 +42,7 @@ def test_catalog_loads_with_unique_ids(catalog):
 
 def test_first_adapters_are_exactly_the_implemented_ones(catalog):
     implemented = {e.id for e in catalog if e.adapter == "implemented"}
-    assert implemented == FIRST_ADAPTERS
+    assert FIRST_ADAPTERS <= implemented  # and every adapter added since
     from unihema_data.adapters import adapter_ids
     from unihema_data.taxonomy import load_taxonomy
 

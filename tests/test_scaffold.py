@@ -17,7 +17,7 @@ from unihema_data.scaffold import FAMILIES, ScaffoldError, new_adapter, set_cata
 
 REPO = Path(__file__).resolve().parents[1]
 #: a catalog id without an adapter, per family (only the id matters here)
-IDS = {"class_folders": "lisc", "voc": "raabin_wbc_det", "yolo": "parasite_roboflow", "image_mask": "krd_wbc",
+IDS = {"class_folders": "lisc", "voc": "sickle_tushabe", "yolo": "pd_pf_tek", "image_mask": "krd_wbc",
        "instance_mask": "bbbc041seg", "coco": "md2019_malaria", "cvat": "rv_pbs"}
 CANON = {"class_a": "lymphocyte", "class_b": "neutrophil", "cell": "lymphocyte"}
 

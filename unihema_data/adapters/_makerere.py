@@ -62,7 +62,7 @@ class MakerereAdapter(VocAdapter):
         folder = path if self.side_by_side else path / "annotation"
         needle = f"<name>{self.object_name}</name>".encode()
         try:
-            xmls = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xml")[:50]
+            xmls = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xml" and p.is_file())[:50]
         except OSError:
             return False
         for x in xmls:

@@ -64,7 +64,9 @@ class RoboflowCocoAdapter(CocoJsonAdapter):
     fake_supercategory: ClassVar[str] = "cells"
 
     def _splits(self, root: Path) -> dict[str, tuple[str, str]]:
-        return {s: (f"{s}/{JSON_NAME}", s) for s in SPLIT_DIRS if (root / s / JSON_NAME).exists()}
+        # a dangling link counts as present: reading it then fails naming it (never a silent drop)
+        return {s: (f"{s}/{JSON_NAME}", s) for s in SPLIT_DIRS
+                if (root / s / JSON_NAME).exists() or (root / s / JSON_NAME).is_symlink()}
 
     def _names(self, path: Path) -> list[tuple[str, str]]:
         try:
@@ -109,6 +111,8 @@ class RoboflowCocoAdapter(CocoJsonAdapter):
     def records(self, root: Path) -> Iterator[CocoRecord]:
         if "annotation_files" not in self.__dict__:
             self.annotation_files = self._splits(root)
+        for _json, idir in self.annotation_files.values():
+            disk.refuse_case_collisions(disk.list_files(root / idir, disk.IMAGE_SUFFIXES))
         yield from super().records(root)
 
     def group_id(self, rec: CocoRecord) -> str:

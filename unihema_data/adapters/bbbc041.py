@@ -75,7 +75,7 @@ class BBBCRecord:
 
 class BBBC041Adapter(Adapter):
     id = "bbbc041"
-    version = "1"
+    version = "2"
     tasks = ("detection",)
     box_format = BoxFormat.XYXY
     markers = ("images", "*.json")
@@ -105,13 +105,14 @@ class BBBC041Adapter(Adapter):
         return data
 
     def records(self, root: Path) -> Iterator[BBBCRecord]:
-        on_disk = {disk.rel(p, root): p for p in disk.list_files(root / "images", disk.IMAGE_SUFFIXES, self.report,
-                                                                  root, "an image file")}
+        files = disk.list_files(root / "images", disk.IMAGE_SUFFIXES, self.report, root, "an image file")
+        disk.refuse_case_collisions(files)
+        on_disk = {disk.rel(p, root): p for p in files}
         seen: dict[str, str] = {}
         present = []
         for name, split in SPLIT_FILES:
             path = root / name
-            if not path.exists():
+            if not path.exists() and not path.is_symlink():
                 continue
             present.append(name)
             for i, entry in enumerate(self._load(path)):

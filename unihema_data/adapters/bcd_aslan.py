@@ -65,7 +65,7 @@ class BcdRecord:
 
 class BCDAslanAdapter(Adapter):
     id = "bcd_aslan"
-    version = "1"
+    version = "2"
     tasks = ("detection",)
     box_format = BoxFormat.XYXY
     markers = ("annotations.csv", "images")
@@ -73,6 +73,8 @@ class BCDAslanAdapter(Adapter):
     def signature(self, path: Path) -> bool:
         """``annotations.csv``'s header names ``image`` and the four corners (the exact header is
         checked when reading, so a changed header is an error naming the file, not "not found")."""
+        if not (path / "annotations.csv").is_file():  # never open a FIFO while looking
+            return False
         try:
             with open(path / "annotations.csv", "rb") as f:
                 head = f.read(64).decode("utf-8", "replace").lstrip("\ufeff")
@@ -101,10 +103,14 @@ class BCDAslanAdapter(Adapter):
         normalized = big <= 1.0
         self.report.info["csv_coordinates"] = (
             "normalized to [0, 1] (release 721d642 and later)" if normalized else "absolute pixels (before 721d642)")
-        images = {p.name: p for p in disk.list_files(root / "images", disk.IMAGE_SUFFIXES, self.report, root, "an image file")}
+        image_files = disk.list_files(root / "images", disk.IMAGE_SUFFIXES, self.report, root, "an image file")
+        disk.refuse_case_collisions(image_files)
+        images = {p.name: p for p in image_files}
         labels_dir = root / "labels"
-        kitti = {p.name: p for p in disk.list_files(labels_dir, (".txt",), self.report, root, "a KITTI label file")} \
-            if labels_dir.is_dir() else {}
+        kitti_files = disk.list_files(labels_dir, (".txt",), self.report, root, "a KITTI label file") \
+            if labels_dir.is_dir() else []
+        disk.refuse_case_collisions(kitti_files, "KITTI label")
+        kitti = {p.name: p for p in kitti_files}
         for name in sorted(set(images) - set(by_image)):
             self.report.orphan(disk.rel(images[name], root), "image without a row in annotations.csv (not converted)")
         for name in sorted(by_image, key=_num_key):

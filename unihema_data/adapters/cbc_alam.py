@@ -49,7 +49,7 @@ SPLIT_FOLDERS = ("Training", "Validation", "Testing")
 
 class CBCAlamAdapter(VocAdapter):
     id = "cbc_alam"
-    version = "1"
+    version = "2"
     markers = ("Training/Images", "Training/Annotations")
     required = ("Testing/Images", "Testing/Annotations")
     images_dir = "Images"

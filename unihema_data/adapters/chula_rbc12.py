@@ -19,7 +19,8 @@ reading of the repository at ``fa130f4``):
   stores a zero-size box at the point with ``bbox_source = from_point``. A point outside the
   image, a line that is not three integers or a type outside 0-12 is an error naming file:line.
 * 115 images have no label file: reported (``orphaned``) and NOT converted (a smear full of
-  unlabelled cells is no negative example; no objects are invented).
+  unlabelled cells is no negative example; no objects are invented). A label file without its
+  image (none in the release) is an error naming it.
 * Two label files (53.txt, 56.txt) are empty: converted as images without objects, flagged in
   the run report (``empty label file``).
 * Label files that are not UTF-8 (issue 20 reports some): read as Latin-1 (a superset of the
@@ -44,7 +45,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import CorruptInputError
+from ..errors import CorruptInputError, MissingInputError
 from ..formats import disk
 from ..formats.disk import show
 from . import _synthetic as syn
@@ -65,7 +66,7 @@ class ChulaRecord:
 
 class ChulaRBC12Adapter(Adapter):
     id = "chula_rbc12"
-    version = "1"
+    version = "2"
     tasks = ("detection",)
     markers = ("Dataset", "Label")
     image_suffixes = (".jpg", ".jpeg", ".png")
@@ -75,12 +76,14 @@ class ChulaRBC12Adapter(Adapter):
         return _glob_any(path, "Label/[0-9]*.txt") and _glob_any(path, "Dataset/[0-9]*.*")
 
     def records(self, root: Path) -> Iterator[ChulaRecord]:
-        images = disk.index_by_stem(
-            disk.list_files(root / "Dataset", self.image_suffixes, self.report, root, "an image file"), "image")
-        labels = disk.index_by_stem(
-            disk.list_files(root / "Label", (".txt",), self.report, root, "a label file"), "label file")
-        for stem in sorted(set(labels) - set(images)):
-            self.report.orphan(disk.rel(labels[stem], root), "label file without an image (not converted)")
+        image_files = disk.list_files(root / "Dataset", self.image_suffixes, self.report, root, "an image file")
+        label_files = disk.list_files(root / "Label", (".txt",), self.report, root, "a label file")
+        disk.refuse_case_collisions(image_files)
+        disk.refuse_case_collisions(label_files, "label")
+        images = disk.index_by_stem(image_files, "image")
+        labels = disk.index_by_stem(label_files, "label file")
+        for stem in sorted(set(labels) - set(images), key=_num_key):  # none in the release: an error
+            raise MissingInputError(f"{show(labels[stem])}: image Dataset/{show(stem)}.jpg is missing")
         unlabelled = sorted(set(images) - set(labels))
         for stem in unlabelled:
             self.report.orphan(disk.rel(images[stem], root), "image without a label file (not converted)")

@@ -241,7 +241,9 @@ class VocAdapter(Adapter):
     def _images(self, root: Path, folder: Optional[Path] = None) -> dict[str, Path]:
         folder = root / self.images_dir if folder is None else folder
         files = disk.list_files(folder, self.image_suffixes, self.report, root, "an image file")
-        return disk.index_by_stem(files, "image")
+        index = disk.index_by_stem(files, "image")
+        disk.refuse_case_collisions(files)  # X.jpg / x.jpg: different stems, still one picture
+        return index
 
     def records(self, root: Path) -> Iterator[VocRecord]:
         splits = getattr(self, "splits", None)
@@ -253,6 +255,7 @@ class VocAdapter(Adapter):
                 files = disk.list_files(idir, (*self.image_suffixes, ".xml"), self.report, root, "an image or XML file")
                 xmls = [f for f in files if f.suffix.lower() == ".xml"]
                 images = disk.index_by_stem([f for f in files if f.suffix.lower() != ".xml"], "image")
+                disk.refuse_case_collisions([f for f in files if f.suffix.lower() != ".xml"])
             else:
                 images = self._images(root, idir)
                 xmls = disk.list_files(adir, (".xml",), self.report, root, "an XML annotation")
@@ -567,6 +570,9 @@ class CocoJsonAdapter(Adapter):
             path = root / jf
             coco = self.load_json(path)
             cats = {c["id"]: str(c["name"]) for c in coco.dataset["categories"]}
+            for a in coco.dataset["annotations"]:
+                if a.get("image_id") not in coco.imgs:  # would be dropped silently otherwise
+                    raise CorruptInputError(f"{show(path)}: annotation {a.get('id')} names unknown image_id {a.get('image_id')!r}")
             for img_id in sorted(coco.imgs):
                 im = coco.imgs[img_id]
                 objs = []

@@ -56,7 +56,7 @@ _MAG_SUFFIX = re.compile(r"_(100|400|1000)x$")
 
 class M5MalariaAdapter(VocAdapter):
     id = "m5_malaria"
-    version = "1"
+    version = "2"
     markers = ("Images", "Annotations")
     images_dir = "Images"
     annotations_dir = "Annotations"
