@@ -2,7 +2,9 @@
 policy keeps each pair in one split, flagged), the 1-pixel box, split folders as published splits."""
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -64,3 +66,36 @@ def test_missing_testing_folder_is_named(tmp_path):
 def test_xml_without_image_names_the_file(tmp_path):
     with pytest.raises(ConversionError, match="BloodImage_00024.xml"):
         _convert(tmp_path, lambda root: (root / "Testing" / "Images" / "BloodImage_00024.jpg").unlink())
+
+
+@pytest.mark.skipif(not os.environ.get("UNIHEMA_CBC_ALAM_FULL"), reason="set UNIHEMA_CBC_ALAM_FULL to the repository")
+def test_full_release(tmp_path):
+    """The whole GitHub release (ac6f9ff): every box against an independent ElementTree reading
+    (VOC 1-based inclusive corners -> COCO), split by folder, validation copies resolved."""
+    import xml.etree.ElementTree as ET
+
+    root = Path(os.environ["UNIHEMA_CBC_ALAM_FULL"])
+    rep = convert([SID], root, tmp_path / "out", ConvertOptions(num_proc=2, progress=False))[0]
+    rows = {r["sample_id"]: r for f in all_parquet_files(tmp_path / "out") if f.parent.name == SID
+            for r in pq.read_table(f).to_pylist()}
+    xmls = sorted(Path(rep.root).glob("*/Annotations/*.xml"))
+    assert len(rows) == len(xmls) == rep.total == 420
+    n = 0
+    for x in xmls:
+        split = x.parent.parent.name
+        r = rows[f"{SID}/{split}/Images/{x.stem}.jpg"]
+        want, names = [], []
+        for o in ET.parse(x).getroot().iter("object"):
+            b = [float(o.find("bndbox").findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
+            want.append([b[0] - 1, b[1] - 1, b[2] - b[0] + 1, b[3] - b[1] + 1])
+            names.append(o.findtext("name").strip())
+        got = r["objects"]["bbox"]
+        assert len(got) == len(want) and r["objects"]["source_category"] == names, x.name
+        assert all(g == pytest.approx(w, abs=0.5) for g, w in zip(got, want)), x.name
+        assert r["source_split"] == split
+        n += len(want)
+    assert n == sum(len(r["objects"]["bbox"]) for r in rows.values())
+    assert rep.inputs.info["validation_in_training"].startswith("60 of 60 Validation images")
+    for r in rows.values():  # each validation copy and its training original share one split
+        if r["source_split"] == "Validation":
+            assert rows[r["sample_id"].replace("/Validation/", "/Training/")]["split"] == r["split"]
