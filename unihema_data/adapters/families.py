@@ -195,6 +195,8 @@ class VocAdapter(Adapter):
     #: a box with ``xmax < xmin`` or ``ymax < ymin``: ``"error"`` (default) or ``"skip"`` (dropped,
     #: reported as ``skipped``) for sources known to hold such boxes
     inverted_boxes: ClassVar[str] = "error"
+    #: an XML whose image is absent: ``"error"`` (default) or ``"orphan"`` (reported, not converted)
+    missing_image: ClassVar[str] = "error"
 
     # hooks
     def category(self, obj) -> str:
@@ -265,6 +267,9 @@ class VocAdapter(Adapter):
                 self.report.orphan(disk.rel(images[stem], root), "image without an annotation XML (not converted)")
             for xml in xmls:
                 img = images.get(xml.stem)
+                if img is None and self.missing_image == "orphan":
+                    self.report.orphan(disk.rel(xml, root), "annotation XML without an image (not converted)")
+                    continue
                 if img is None:
                     raise MissingInputError(f"{show(xml)}: image {disk.rel(idir, root)}/{show(xml.stem)}.jpg is missing")
                 yield VocRecord(disk.rel(img, root), xml, img, folder_split or splits.get(xml.stem, ""))
@@ -275,11 +280,13 @@ class VocAdapter(Adapter):
         disk.require_regular(rec.xml, "VOC XML file")
         ann = parse_voc(rec.xml, allow_inverted=self.inverted_boxes == "skip")
         notes: list[tuple[str, str, str]] = []
+        flags: list[str] = []
         if ann.filename and self.filename_stem(ann.filename) != rec.xml.stem:
             msg = f"<filename> {ann.filename!r} does not match the annotation file name"
             if self.filename_mismatch != "flag":
                 raise CorruptInputError(f"{show(rec.xml)}: {msg}")
             notes.append(("flagged", rec.rel_path, msg))
+            flags.append("voc_filename_mismatch")
         kept = []
         for i, o in enumerate(ann.objects):
             x0, y0, x1, y1 = o.bbox
@@ -302,7 +309,7 @@ class VocAdapter(Adapter):
             annotation_file=show(rec.xml),
             meta=self.meta(rec),
             qc_flags=[f"difficult:{i}" for i, o in enumerate(ann.objects) if o.difficult]
-            + [f"truncated:{i}" for i, o in enumerate(ann.objects) if o.truncated],
+            + [f"truncated:{i}" for i, o in enumerate(ann.objects) if o.truncated] + flags,
             subset=self.subset(rec),
             notes=notes,
         )
