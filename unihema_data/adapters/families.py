@@ -278,7 +278,7 @@ class VocAdapter(Adapter):
 
     def parse(self, rec: VocRecord) -> RawSample:
         disk.require_regular(rec.xml, "VOC XML file")
-        ann = parse_voc(rec.xml, allow_inverted=self.inverted_boxes == "skip")
+        ann = parse_voc(rec.xml, allow_inverted=True) if self.inverted_boxes == "skip" else parse_voc(rec.xml)
         notes: list[tuple[str, str, str]] = []
         flags: list[str] = []
         if ann.filename and self.filename_stem(ann.filename) != rec.xml.stem:
