@@ -110,3 +110,15 @@ def test_bad_kitti_line(tmp_path):
         (root / "labels" / "image-3.txt").write_text("rbc 0 0 0 1 2 3\n")
     with pytest.raises(ConversionError, match=r"image-3\.txt:1: expected a 15-field KITTI line"):
         _fake(tmp_path, mutate)
+
+
+def test_mixed_conventions_are_an_error(tmp_path):
+    def mutate(root):
+        p = root / "annotations.csv"
+        lines = p.read_text().split("\n")
+        cells = lines[3].split(",")
+        cells[4] = "1e30"
+        lines[3] = ",".join(cells)
+        p.write_text("\n".join(lines))
+    with pytest.raises(ConversionError, match=r"annotations\.csv:4: corners are absolute \(> 1\) while most rows"):
+        _fake(tmp_path, mutate)

@@ -73,3 +73,12 @@ def test_full_release(tmp_path):
     assert n == 113620  # 113862 boxes in all 2005 XMLs, 242 of them in the 3 XMLs without an image
     assert sum("voc_filename_mismatch" in r["qc_flags"] for r in rows.values()) == 233  # + 3 orphan XMLs = 236
     assert sum(f.startswith("label_variant:") for r in rows.values() for f in r["qc_flags"]) == 90 + 15 + 10 + 1 + 1
+
+
+def test_other_xml_without_image_is_an_error(tmp_path):
+    from unihema_data.convert import ConversionError
+
+    truth = get_adapter(SID).fake(tmp_path / "raw" / SID, seed=2)
+    (truth.root / "Training" / "Images" / "2.jpg").unlink()
+    with pytest.raises(ConversionError, match=r"XML Files/2\.xml: image Training/Images/2\.jpg is missing"):
+        convert([SID], tmp_path / "raw", tmp_path / "out", ConvertOptions(num_proc=1, progress=False))

@@ -87,3 +87,10 @@ def test_annotation_of_unknown_image_is_an_error(tmp_path):
         p.write_text(json.dumps(d))
     with pytest.raises(ConversionError, match=r"valid/_annotations\.coco\.json: annotation 0 names unknown image_id"):
         _fake(tmp_path, mutate=edit)
+
+
+def test_split_folder_without_json_is_an_error(tmp_path):
+    def edit(root):
+        (root / "test" / "_annotations.coco.json").rename(root / "test" / "annotations.json")
+    with pytest.raises(ConversionError, match=r"test/_annotations\.coco\.json is missing"):
+        _fake(tmp_path, mutate=edit)

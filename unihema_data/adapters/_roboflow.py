@@ -64,6 +64,14 @@ class RoboflowCocoAdapter(CocoJsonAdapter):
     fake_supercategory: ClassVar[str] = "cells"
 
     def _splits(self, root: Path) -> dict[str, tuple[str, str]]:
+        """Split folders with their JSON; a split folder without ``_annotations.coco.json`` is an
+        error (a renamed or lost file must not drop a split silently)."""
+        from ..errors import MissingInputError
+
+        for s in SPLIT_DIRS:
+            f = root / s / JSON_NAME
+            if (root / s).is_dir() and not (f.exists() or f.is_symlink()):
+                raise MissingInputError(f"{disk.show(f)} is missing (folder {s}/ has no COCO JSON)")
         # a dangling link counts as present: reading it then fails naming it (never a silent drop)
         return {s: (f"{s}/{JSON_NAME}", s) for s in SPLIT_DIRS
                 if (root / s / JSON_NAME).exists() or (root / s / JSON_NAME).is_symlink()}

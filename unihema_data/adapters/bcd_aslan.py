@@ -17,7 +17,8 @@ and issue 20; verified by reading the whole repository at ``721d642``):
   [0, 1] (continuous corners: a maximum of 1.0 is the image border); before it they were
   absolute pixels. The adapter detects which from the values (any coordinate > 1 = absolute),
   reports it (``report.info["csv_coordinates"]``) and multiplies normalized corners by the image
-  size read from each image: the core then sees absolute :attr:`BoxFormat.XYXY`.
+  size read from each image: the core then sees absolute :attr:`BoxFormat.XYXY`. A file that
+  mixes both (some rows with a corner > 1, others all <= 1) is an error naming the odd line.
 * ``labels/*.txt`` (KITTI: ``type trunc occl alpha x1 y1 x2 y2 h w l x y z ry``, absolute) is a
   second copy. Each image's KITTI boxes are compared with its CSV boxes (same labels, corners
   within 0.5 px, in order); a disagreement is reported (``flagged``, naming both files) and the
@@ -87,7 +88,8 @@ class BCDAslanAdapter(Adapter):
         csv_path = root / "annotations.csv"
         table = csvfmt.read_csv(csv_path, header_variants=[HEADER])
         by_image: dict[str, list] = defaultdict(list)
-        big = 0.0
+        big_rows: list[int] = []  # CSV lines with a corner > 1 (absolute pixels)
+        small_rows: list[int] = []
         for row in table:
             try:
                 box = tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
@@ -98,9 +100,15 @@ class BCDAslanAdapter(Adapter):
                 raise CorruptInputError(f"{table.where(row)}: corners must be finite and >= 0, got {list(box)}")
             if not row["label"]:
                 raise CorruptInputError(f"{table.where(row)}: empty label")
-            big = max(big, *box)
+            (big_rows if max(box) > 1.0 else small_rows).append(row.line)
             by_image[row["image"]].append((row["label"], box, row.line, row["image_id"]))
-        normalized = big <= 1.0
+        normalized = not big_rows
+        if big_rows and small_rows:  # one convention per file: a mix is damage, never guessed per row
+            odd = big_rows[0] if len(big_rows) <= len(small_rows) else small_rows[0]
+            kind = "absolute (> 1)" if odd in big_rows else "normalized (all <= 1)"
+            raise CorruptInputError(
+                f"{show(csv_path)}:{odd}: corners are {kind} while most rows use the other convention "
+                f"({len(small_rows)} normalized rows, {len(big_rows)} absolute rows)")
         self.report.info["csv_coordinates"] = (
             "normalized to [0, 1] (release 721d642 and later)" if normalized else "absolute pixels (before 721d642)")
         image_files = disk.list_files(root / "images", disk.IMAGE_SUFFIXES, self.report, root, "an image file")

@@ -198,6 +198,11 @@ class VocAdapter(Adapter):
     #: an XML whose image is absent: ``"error"`` (default) or ``"orphan"`` (reported, not converted)
     missing_image: ClassVar[str] = "error"
 
+    def tolerate_missing_image(self, xml: Path) -> bool:
+        """True when ``xml`` may lack its image (reported as orphaned): default per
+        :attr:`missing_image`; override to tolerate only a release's known orphans."""
+        return self.missing_image == "orphan"
+
     # hooks
     def category(self, obj) -> str:
         return obj.name
@@ -267,7 +272,7 @@ class VocAdapter(Adapter):
                 self.report.orphan(disk.rel(images[stem], root), "image without an annotation XML (not converted)")
             for xml in xmls:
                 img = images.get(xml.stem)
-                if img is None and self.missing_image == "orphan":
+                if img is None and self.tolerate_missing_image(xml):
                     self.report.orphan(disk.rel(xml, root), "annotation XML without an image (not converted)")
                     continue
                 if img is None:
@@ -583,7 +588,7 @@ class CocoJsonAdapter(Adapter):
             for img_id in sorted(coco.imgs):
                 im = coco.imgs[img_id]
                 objs = []
-                for a in sorted(coco.imgToAnns.get(img_id, []), key=lambda a: a.get("id", 0)):
+                for a in coco.imgToAnns.get(img_id, []):  # file order (an odd annotation id cannot reorder)
                     if a.get("category_id") not in cats:
                         raise CorruptInputError(f"{show(path)}: annotation {a.get('id')} has unknown category_id {a.get('category_id')}")
                     seg = a.get("segmentation")
