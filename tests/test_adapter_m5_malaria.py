@@ -48,6 +48,8 @@ def test_xml_quirks_reported(tmp_path):
     truth, rep, rows = _fake(tmp_path)
     skipped = [w for _, w in rep.inputs.of("skipped")]
     assert len(skipped) == 1 and "xmax<xmin" in skipped[0]
+    dropped = [f for r in rows.values() for f in r["qc_flags"] if f.startswith("inverted_box_dropped:")]
+    assert len(dropped) == 1 and dropped[0].endswith(":50,60,40,80")
     flagged = [w for _, w in rep.inputs.of("flagged")]
     assert flagged == ["XML without objects: converted as an image without parasites"]  # space in <filename> is fine
     empty = [x for x in rows.values() if not x["objects"]["bbox"]]

@@ -295,8 +295,9 @@ class VocAdapter(Adapter):
         kept = []
         for i, o in enumerate(ann.objects):
             x0, y0, x1, y1 = o.bbox
-            if x1 < x0 or y1 < y0:
+            if x1 < x0 or y1 < y0:  # dropped, said in the run report and on the row
                 notes.append(("skipped", rec.rel_path, f"object {i} ({o.name}) has xmax<xmin or ymax<ymin: {o.bbox}"))
+                flags.append(f"inverted_box_dropped:{i}:" + ",".join(f"{v:g}" for v in o.bbox))
             else:
                 kept.append(o)
         ann.objects = kept
