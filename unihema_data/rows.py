@@ -127,7 +127,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     objs = row["objects"]
     categories: dict[str, str] = {}  # native -> canonical, memo for this image
     mask_files = MaskFileCache()  # instance-mask files named by several objects: decoded once
-    has_box = has_mask = has_obj_attrs = False
+    has_box = has_mask = has_obj_attrs = has_point = False
     for i, ob in enumerate(sample.objects):
         category = categories.get(ob.category)
         if category is None:
@@ -160,23 +160,24 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
             box = mask_codec.rle_bbox(rle, H, W)
             src = "from_mask"
             has_box = True
-        elif point:
+        elif point:  # a point-annotated object: the point is kept, its "box" has no size
             box = [point[0], point[1], 0.0, 0.0]
             src = "from_point"
+            has_point = True
         else:
             raise RowError(f"{ctx.source}: {where}: object {i} has neither box, mask nor point")
         box, clipped = clip_coco(box, W, H)
         if clipped:  # the native box stays recoverable from the flag
             native = ",".join(_exact(v) for v in ob.bbox) if ob.bbox is not None else ""
             flags.append(f"clipped_box:{i}:{native}")
-        if box[2] == 0 or box[3] == 0:
+        if (box[2] == 0 or box[3] == 0) and src != "from_point":
             flags.append(f"zero_area_box:{i}")
         objs["bbox"].append(box)
         objs["bbox_source"].append(src)
         oattrs = _map_attrs(tax, ctx.source, ob.attributes, where) if ob.attributes else {}
         has_obj_attrs |= bool(oattrs)
         objs["attributes"].append(attrs_to_list(oattrs) if oattrs else [])
-    if has_box and "detection" in ctx.adapter_tasks:
+    if (has_box or has_point) and "detection" in ctx.adapter_tasks:  # points: point detection
         tasks.append("detection")
     if has_obj_attrs and "attributes" not in tasks:
         tasks.append("attributes")

@@ -189,16 +189,36 @@ class VocAdapter(Adapter):
     split_names: ClassVar[tuple[str, ...]] = ("train", "val", "test")
     image_suffixes: ClassVar[tuple[str, ...]] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
     check_size: ClassVar[bool] = True
+    #: ``<filename>`` not naming the annotation's image: ``"error"`` (default) or ``"flag"``
+    #: (converted, reported as ``flagged``) for sources whose tool wrote stale names
+    filename_mismatch: ClassVar[str] = "error"
+    #: a box with ``xmax < xmin`` or ``ymax < ymin``: ``"error"`` (default) or ``"skip"`` (dropped,
+    #: reported as ``skipped``) for sources known to hold such boxes
+    inverted_boxes: ClassVar[str] = "error"
+    #: an XML whose image is absent: ``"error"`` (default) or ``"orphan"`` (reported, not converted)
+    missing_image: ClassVar[str] = "error"
+
+    def tolerate_missing_image(self, xml: Path) -> bool:
+        """True when ``xml`` may lack its image (reported as orphaned): default per
+        :attr:`missing_image`; override to tolerate only a release's known orphans."""
+        return self.missing_image == "orphan"
 
     # hooks
     def category(self, obj) -> str:
         return obj.name
+
+    def filename_stem(self, filename: str) -> str:
+        """Stem of a ``<filename>`` value, compared with the XML's stem (override to normalize)."""
+        return Path(filename).stem
 
     def group_id(self, stem: str) -> str:
         return stem
 
     def meta(self, rec: VocRecord) -> dict[str, str]:
         return {}
+
+    def subset(self, rec: VocRecord) -> str:
+        return ""
 
     # machinery
     def prepare(self, root: Path) -> None:
@@ -220,32 +240,67 @@ class VocAdapter(Adapter):
                     raise CorruptInputError(f"{show(f)}:{lineno}: {stem} is listed in both {prev}.txt and {split}.txt")
         return by_stem
 
-    def _images(self, root: Path) -> dict[str, Path]:
-        files = disk.list_files(root / self.images_dir, self.image_suffixes, self.report, root, "an image file")
-        return disk.index_by_stem(files, "image")
+    def voc_folders(self, root: Path) -> list[tuple[str, Path, Path]]:
+        """``(split, images folder, annotations folder)`` triples (default: one, the split from
+        the split lists). Override for releases with one folder pair per split or subset."""
+        return [("", root / self.images_dir, root / self.annotations_dir)]
+
+    def _images(self, root: Path, folder: Optional[Path] = None) -> dict[str, Path]:
+        folder = root / self.images_dir if folder is None else folder
+        files = disk.list_files(folder, self.image_suffixes, self.report, root, "an image file")
+        index = disk.index_by_stem(files, "image")
+        disk.refuse_case_collisions(files)  # X.jpg / x.jpg: different stems, still one picture
+        return index
 
     def records(self, root: Path) -> Iterator[VocRecord]:
         splits = getattr(self, "splits", None)
         if splits is None:
             splits = self.splits = self.read_splits(root)
-        images = self._images(root)
-        xmls = disk.list_files(root / self.annotations_dir, (".xml",), self.report, root, "an XML annotation")
-        stems = disk.index_by_stem(xmls, "annotation")
-        for stem in sorted(set(images) - set(stems)):
-            self.report.orphan(disk.rel(images[stem], root), "image without an annotation XML (not converted)")
-        for stem in sorted(set(splits) - set(stems)):
+        all_stems: set[str] = set()
+        for folder_split, idir, adir in self.voc_folders(root):
+            if idir == adir:  # images and XMLs side by side: one listing, told apart by suffix
+                files = disk.list_files(idir, (*self.image_suffixes, ".xml"), self.report, root, "an image or XML file")
+                xmls = [f for f in files if f.suffix.lower() == ".xml"]
+                images = disk.index_by_stem([f for f in files if f.suffix.lower() != ".xml"], "image")
+                disk.refuse_case_collisions([f for f in files if f.suffix.lower() != ".xml"])
+            else:
+                images = self._images(root, idir)
+                xmls = disk.list_files(adir, (".xml",), self.report, root, "an XML annotation")
+            stems = disk.index_by_stem(xmls, "annotation")
+            all_stems |= set(stems)
+            for stem in sorted(set(images) - set(stems)):
+                self.report.orphan(disk.rel(images[stem], root), "image without an annotation XML (not converted)")
+            for xml in xmls:
+                img = images.get(xml.stem)
+                if img is None and self.tolerate_missing_image(xml):
+                    self.report.orphan(disk.rel(xml, root), "annotation XML without an image (not converted)")
+                    continue
+                if img is None:
+                    raise MissingInputError(f"{show(xml)}: image {disk.rel(idir, root)}/{show(xml.stem)}.jpg is missing")
+                yield VocRecord(disk.rel(img, root), xml, img, folder_split or splits.get(xml.stem, ""))
+        for stem in sorted(set(splits) - all_stems):
             self.report.orphan(f"{self.imagesets_dir}/{splits[stem]}.txt:{stem}", "listed in a split list but has no XML")
-        for xml in xmls:
-            img = images.get(xml.stem)
-            if img is None:
-                raise MissingInputError(f"{show(xml)}: image {self.images_dir}/{show(xml.stem)}.jpg is missing")
-            yield VocRecord(disk.rel(img, root), xml, img, splits.get(xml.stem, ""))
 
     def parse(self, rec: VocRecord) -> RawSample:
         disk.require_regular(rec.xml, "VOC XML file")
-        ann = parse_voc(rec.xml)
-        if ann.filename and Path(ann.filename).stem != rec.xml.stem:
-            raise CorruptInputError(f"{show(rec.xml)}: <filename> {ann.filename!r} does not match the annotation file name")
+        ann = parse_voc(rec.xml, allow_inverted=True) if self.inverted_boxes == "skip" else parse_voc(rec.xml)
+        notes: list[tuple[str, str, str]] = []
+        flags: list[str] = []
+        if ann.filename and self.filename_stem(ann.filename) != rec.xml.stem:
+            msg = f"<filename> {ann.filename!r} does not match the annotation file name"
+            if self.filename_mismatch != "flag":
+                raise CorruptInputError(f"{show(rec.xml)}: {msg}")
+            notes.append(("flagged", rec.rel_path, msg))
+            flags.append("voc_filename_mismatch")
+        kept = []
+        for i, o in enumerate(ann.objects):
+            x0, y0, x1, y1 = o.bbox
+            if x1 < x0 or y1 < y0:  # dropped, said in the run report and on the row
+                notes.append(("skipped", rec.rel_path, f"object {i} ({o.name}) has xmax<xmin or ymax<ymin: {o.bbox}"))
+                flags.append(f"inverted_box_dropped:{i}:" + ",".join(f"{v:g}" for v in o.bbox))
+            else:
+                kept.append(o)
+        ann.objects = kept
         if self.check_size and ann.width and ann.height:
             w, h = disk.image_size(rec.image)
             if (w, h) != (ann.width, ann.height):
@@ -260,13 +315,16 @@ class VocAdapter(Adapter):
             annotation_file=show(rec.xml),
             meta=self.meta(rec),
             qc_flags=[f"difficult:{i}" for i, o in enumerate(ann.objects) if o.difficult]
-            + [f"truncated:{i}" for i, o in enumerate(ann.objects) if o.truncated],
+            + [f"truncated:{i}" for i, o in enumerate(ann.objects) if o.truncated] + flags,
+            subset=self.subset(rec),
+            notes=notes,
         )
 
     def input_files(self, root: Path) -> Iterator[Path]:
-        for sub in (self.annotations_dir, self.images_dir, self.imagesets_dir):
-            if (root / sub).is_dir():
-                yield from disk.list_files(root / sub)
+        folders = [p for _s, i, a in self.voc_folders(root) for p in (a, i)] + [root / self.imagesets_dir]
+        for folder in dict.fromkeys(folders):
+            if folder.is_dir():
+                yield from disk.list_files(folder)
 
 
 # ============================================================================ YOLO
@@ -550,10 +608,13 @@ class CocoJsonAdapter(Adapter):
             path = root / jf
             coco = self.load_json(path)
             cats = {c["id"]: str(c["name"]) for c in coco.dataset["categories"]}
+            for a in coco.dataset["annotations"]:
+                if a.get("image_id") not in coco.imgs:  # would be dropped silently otherwise
+                    raise CorruptInputError(f"{show(path)}: annotation {a.get('id')} names unknown image_id {a.get('image_id')!r}")
             for img_id in sorted(coco.imgs):
                 im = coco.imgs[img_id]
                 objs = []
-                for a in sorted(coco.imgToAnns.get(img_id, []), key=lambda a: a.get("id", 0)):
+                for a in coco.imgToAnns.get(img_id, []):  # file order (an odd annotation id cannot reorder)
                     if a.get("category_id") not in cats:
                         raise CorruptInputError(f"{show(path)}: annotation {a.get('id')} has unknown category_id {a.get('category_id')}")
                     seg = a.get("segmentation")

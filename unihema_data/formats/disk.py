@@ -255,6 +255,15 @@ def case_collisions(paths: Iterable[Path]) -> list[list[Path]]:
     return [sorted(g, key=_sort_key) for g in groups.values() if len(g) > 1]
 
 
+def refuse_case_collisions(paths: Iterable[Path], what: str = "image") -> None:
+    """Error naming both files when two of ``paths`` in one folder differ only in case
+    (``X.jpg`` / ``x.jpg``): which one the annotation means cannot be told, and keeping both
+    would convert one picture twice. For sources whose files are named by annotations."""
+    for group in case_collisions(paths):
+        raise CorruptInputError(f"{show(group[-1])}: two {what} files whose names differ only in case: "
+                                + ", ".join(show(g.name) for g in group) + "; remove one")
+
+
 def index_by_stem(paths: Iterable[Path], what: str = "image", key=lambda p: p.stem) -> dict[str, Path]:
     """``key(path)`` -> path; two paths with one key (``X.jpg`` / ``X.JPG`` / ``X.png``) are an
     error naming both, never one picked silently."""

@@ -31,8 +31,10 @@ class VocAnnotation:
     objects: list[VocObject] = field(default_factory=list)
 
 
-def parse_voc(path: Path) -> VocAnnotation:
-    """Parse one VOC XML file (type checked before opening: a FIFO is refused, never read)."""
+def parse_voc(path: Path, allow_inverted: bool = False) -> VocAnnotation:
+    """Parse one VOC XML file (type checked before opening: a FIFO is refused, never read).
+    A box with ``xmax < xmin`` or ``ymax < ymin`` is an error unless ``allow_inverted`` (then
+    returned as-is for the caller to drop and report)."""
     data = disk.read_bytes(path, "VOC XML file")
     try:
         root = ET.fromstring(data)
@@ -52,7 +54,7 @@ def parse_voc(path: Path) -> VocAnnotation:
         if bb is None:
             raise CorruptInputError(f"{path}: object {i} ({name.strip()}) has no <bndbox>")
         coords = tuple(_float(bb, k, path, i) for k in ("xmin", "ymin", "xmax", "ymax"))
-        if coords[2] < coords[0] or coords[3] < coords[1]:
+        if (coords[2] < coords[0] or coords[3] < coords[1]) and not allow_inverted:
             raise CorruptInputError(f"{path}: object {i} ({name.strip()}) has xmax<xmin or ymax<ymin: {coords}")
         ann.objects.append(
             VocObject(name.strip(), coords, obj.findtext("difficult", "0").strip() == "1",
