@@ -252,8 +252,6 @@ class _Folders(ClassFolderAdapter):
                 Image.new("RGB", (8, 8), (i * 40, 10, 10)).save(root / rel)
                 truth[rel] = FakeSample(rel, label=cls, source_split=split, group_id=patient)
         (root / "train" / "p1" / "lym" / "notes.txt").write_text("x")
-        Image.new("RGB", (8, 8)).save(root / "train" / "p1" / "lym" / "0.PNG")  # case twin of 0.png
-        truth["train/p1/lym/0.PNG"] = FakeSample("train/p1/lym/0.PNG", label="lym", source_split="train", group_id="p1")
         return FakeTruth(root, truth)
 
 
@@ -264,7 +262,7 @@ def test_family_class_folders(family_env, tmp_path):
         r = rows[f"family_folders/{rel}"]
         assert (r["source_label"], r["source_split"], r["group_id"]) == (t.label, t.source_split, t.group_id)
     assert [p for p, _ in rep.inputs.of("skipped")] == ["train/p1/lym/notes.txt"]
-    assert sorted(p for p, _ in rep.inputs.of("flagged")) == ["train/p1/lym/0.PNG", "train/p1/lym/0.png"]
+    # a case twin (0.PNG beside 0.png) is an error naming both (tests/test_hostile_disk.py)
 
 
 class _Pairs(ImageMaskPairAdapter):

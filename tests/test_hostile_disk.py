@@ -203,13 +203,12 @@ def test_case_colliding_images_in_voc_tree_are_an_error_naming_both(tmp_path):
         convert(["bccd"], tmp_path / "raw", tmp_path / "out", _opts())
 
 
-def test_case_colliding_images_in_class_folder_are_kept_and_flagged(tmp_path):
+def test_case_colliding_images_in_class_folder_are_an_error_naming_both(tmp_path):
     truth = get_adapter("pbc").fake(tmp_path / "raw" / "pbc", seed=1)
     src = next((truth.root / "lymphocyte").glob("LY_*.jpg"))
     twin = src.with_name(src.name.upper().replace(".JPG", ".Jpg"))
     shutil.copy(src, twin)
-    rep = convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts())[0]
-    flagged = dict(rep.inputs.of("flagged"))
-    assert f"lymphocyte/{src.name}" in flagged and f"lymphocyte/{twin.name}" in flagged
-    assert "differ only in case" in flagged[f"lymphocyte/{src.name}"]
-    assert rep.total == truth.num_images + 1
+    with pytest.raises(ConversionError, match="differ only in case") as ei:
+        convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts())
+    assert src.name in str(ei.value) and twin.name in str(ei.value)
+    assert not (tmp_path / "out" / "data").exists()

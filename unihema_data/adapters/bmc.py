@@ -97,10 +97,7 @@ class BmcAdapter(ClassFolderAdapter):
             for d in dirs:
                 if rng or not RANGE.match(d.name):
                     self.report.skip(disk.rel(d, root) + "/", "unexpected sub-folder (not a <start>-<end> range)")
-            for group in disk.case_collisions(files):
-                for p in group:
-                    self.report.flag(disk.rel(p, root), "file names differ only in case: "
-                                     + ", ".join(disk.show(g.name) for g in group))
+            disk.refuse_case_collisions(files)  # one policy in every family: an error naming both
             for f in files:
                 found = True
                 yield FileRecord(disk.rel(f, root), f, (("class", code), ("range", rng)))

@@ -110,7 +110,9 @@ class CNmc2019Adapter(Adapter):
             for cls in classes:
                 if cls.name not in CLASSES:
                     raise CorruptInputError(f"{disk.show(cls)}: unknown class folder {disk.show(cls.name)!r} (expected all or hem)")
-                for f in disk.list_files(cls, disk.IMAGE_SUFFIXES, self.report, root, "an image file"):
+                cls_files = disk.list_files(cls, disk.IMAGE_SUFFIXES, self.report, root, "an image file")
+                disk.refuse_case_collisions(cls_files)
+                for f in cls_files:
                     subj = subject_of(f.name)[0]
                     if subj:
                         subjects[subj].add(fold.name)

@@ -69,7 +69,7 @@ class ClassFolderAdapter(Adapter):
     ``("class",)``, ``("split", "class")``, ``("patient", "class")``). The label is the
     ``class`` level's folder name unless :meth:`label` says otherwise. Hidden files, ``__MACOSX``
     and ``.DS_*`` are skipped and reported; files without an image extension and unexpected
-    sub-folders are skipped and reported; names differing only in case are kept and flagged."""
+    sub-folders are skipped and reported; names differing only in case are an error naming both."""
 
     tasks = ("classification",)
     levels: ClassVar[tuple[str, ...]] = ("class",)
@@ -114,10 +114,9 @@ class ClassFolderAdapter(Adapter):
         found = False
         for folder, parts in self._leaf_folders(base, root, self.report):
             files = disk.list_files(folder, self.image_suffixes, self.report, root, what="an image file")
-            for group in disk.case_collisions(files):
-                for p in group:
-                    self.report.flag(disk.rel(p, root), "file names differ only in case: "
-                                     + ", ".join(show(g.name) for g in group))
+            # X.jpg / x.JPG: one picture twice, or two pictures a case-insensitive file system cannot
+            # hold; refused like in every other family (never kept or picked without a word)
+            disk.refuse_case_collisions(files)
             for f in files:
                 found = True
                 yield FileRecord(disk.rel(f, root), f, parts)
@@ -419,12 +418,8 @@ def pair_by_stem(images: Sequence[Path], masks: Sequence[Path], mask_key=lambda 
 def refuse_case_collisions(paths: Sequence[Path]) -> None:
     """Two files of one folder whose names differ only in case (``X.png`` / ``x.PNG``) cannot
     coexist on a case-insensitive file system and one of them would be picked or both converted
-    without a word: an error naming both."""
-    groups = disk.case_collisions(paths)
-    if groups:
-        g = groups[0]
-        raise CorruptInputError(f"{show(g[0].parent)}: file names differ only in case: "
-                                + ", ".join(show(p.name) for p in g) + "; keep one")
+    without a word: an error naming both (:func:`unihema_data.formats.disk.refuse_case_collisions`)."""
+    disk.refuse_case_collisions(paths, "")
 
 
 def refuse_unreadable_names(paths: Sequence[Path]) -> None:

@@ -19,8 +19,8 @@ What it guarantees, so that each adapter gets it for free:
   recorded in the :class:`~unihema_data.report.RunReport` passed in (``skipped``).
 * **Case collisions are never resolved silently.** :func:`index_by_stem` refuses two candidate
   files for one key (``X.jpg`` and ``X.JPG``, or ``X.jpg`` and ``X.png``), naming both;
-  :func:`case_collisions` lists names of a folder that differ only in case (class-folder sources
-  keep both images and report them, ``flagged``).
+  :func:`case_collisions` lists names of a folder that differ only in case and
+  :func:`refuse_case_collisions` makes them an error naming both (every family does).
 
 Listings are sorted by the raw file-name bytes, so the order never depends on the file system.
 """
@@ -260,7 +260,7 @@ def refuse_case_collisions(paths: Iterable[Path], what: str = "image") -> None:
     (``X.jpg`` / ``x.jpg``): which one the annotation means cannot be told, and keeping both
     would convert one picture twice. For sources whose files are named by annotations."""
     for group in case_collisions(paths):
-        raise CorruptInputError(f"{show(group[-1])}: two {what} files whose names differ only in case: "
+        raise CorruptInputError(f"{show(group[-1])}: two {what + ' ' if what else ''}files whose names differ only in case: "
                                 + ", ".join(show(g.name) for g in group) + "; remove one")
 
 
