@@ -48,6 +48,8 @@ echo "without the model extra, importing unihema_model says: $(tail -n 1 err.txt
 echo "== plus torch==2.13.0 and the model extra"
 python -m pip install --quiet "torch==2.13.0"
 python -m pip install --quiet "${whl}[model]"
-unihema-train --help | head -n 3
+unihema-train --help > train-help.txt   # not piped into head: SIGPIPE would fail the step under pipefail
+head -n 3 train-help.txt
+unihema-predict --help > predict-help.txt
 python -c "from unihema_model.recipe_files import resolve_recipe; p = resolve_recipe('tiny'); assert 'site-packages' in str(p), p; print('recipe tiny ->', p)"
 echo "wheel check OK"
