@@ -64,17 +64,6 @@ def _files(folder: Path, pattern: re.Pattern, suffixes: tuple[str, ...]) -> list
         return []
 
 
-def _dirs(root: Path, depth: int = 3) -> Iterator[Path]:
-    frontier = [root]
-    for _ in range(depth):
-        nxt = []
-        for d in frontier:
-            for c in disk.subdirs(d):
-                yield c
-                nxt.append(c)
-        frontier = nxt
-
-
 def read_binary(path: Path) -> np.ndarray:
     """A 1-bit or 8-bit {0,255} mask as a boolean array; other values are an error naming the file."""
     disk.require_regular(path, "mask file")
@@ -114,7 +103,7 @@ class AllIdb1Adapter(Adapter):
         if len(masks) != 1:
             raise CorruptInputError(f"{self.id}: expected one mask folder under {disk.show(root)}, found "
                                     + (" and ".join(disk.show(m) for m in masks[:2]) or "none"))
-        dirs = [d for d in _dirs(root) if d != masks[0]]
+        dirs = [d for d in disk.walk_dirs(root) if d != masks[0]]
         images = [d for d in dirs if _files(d, IMAGE_RE, IMAGE_SUFFIXES)]
         if not images:
             raise MissingInputError(

@@ -66,17 +66,6 @@ def _named_files(folder: Path) -> list[Path]:
         return []
 
 
-def _dirs(root: Path, depth: int = SEARCH_DEPTH) -> Iterator[Path]:
-    frontier = [root]
-    for _ in range(depth):
-        nxt = []
-        for d in frontier:
-            for c in disk.subdirs(d):
-                yield c
-                nxt.append(c)
-        frontier = nxt
-
-
 class AllIdb2Adapter(ImageMaskPairAdapter):
     id = "all_idb2"
     version = "1"
@@ -103,7 +92,7 @@ class AllIdb2Adapter(ImageMaskPairAdapter):
         if len(masks) > 1:
             raise CorruptInputError(f"{self.id}: two mask folders under {disk.show(root)}: "
                                     f"{disk.show(masks[0])} and {disk.show(masks[1])}; keep one")
-        images = [d for d in _dirs(root) if d.name != "gt" and _named_files(d)]
+        images = [d for d in disk.walk_dirs(root, SEARCH_DEPTH) if d.name != "gt" and _named_files(d)]
         if not images:
             raise MissingInputError(
                 f"{self.id}: masks found in {disk.show(masks[0])} but no ALL-IDB2 images (ImNNN_Y.tif) under "

@@ -233,6 +233,18 @@ def subdirs(folder: Path) -> list[Path]:
         return []
 
 
+def walk_dirs(root: Path, depth: int = 3) -> Iterator[Path]:
+    """Visible folders below ``root``, breadth first, at most ``depth`` levels down (discovery)."""
+    frontier = [root]
+    for _ in range(depth):
+        nxt = []
+        for d in frontier:
+            for c in subdirs(d):
+                yield c
+                nxt.append(c)
+        frontier = nxt
+
+
 def walk_files(root: Path, report: Optional["RunReport"] = None) -> Iterator[Path]:
     """Every regular file below ``root`` (depth first, sorted by name bytes, links to folders not
     followed); junk and special files are left out (and reported)."""
@@ -295,5 +307,5 @@ def image_size(path: Path) -> tuple[int, int]:
 __all__ = [
     "IMAGE_SUFFIXES", "JUNK_DIRS", "case_collisions", "decode_text", "image_size", "index_by_stem", "is_junk",
     "list_dir", "list_files", "read_bytes", "read_lines", "read_text", "rel", "require_regular", "show",
-    "subdirs", "walk_files",
+    "refuse_case_collisions", "subdirs", "walk_dirs", "walk_files",
 ]
