@@ -7,7 +7,8 @@ traceback, a hang or a silently wrong row. Mutation kinds and the oracle of each
 ``unihema_data.adapters.adapter_ids()``).
 
 ``UNIHEMA_FUZZ_CASES=N`` runs N cases instead of the default few hundred;
-``UNIHEMA_FUZZ_SEED`` changes the seed; ``UNIHEMA_FUZZ_REPORT=path.json`` writes the outcome
+``UNIHEMA_FUZZ_SEED`` changes the seed; ``UNIHEMA_FUZZ_ADAPTERS=a,b`` restricts the cases to those adapters (e.g. while writing a new one);
+``UNIHEMA_FUZZ_REPORT=path.json`` writes the outcome
 counts (overall and per mutation kind) when the module finishes.
 """
 from __future__ import annotations
@@ -35,6 +36,15 @@ SEED = int(os.environ.get("UNIHEMA_FUZZ_SEED") or 18)
 CASE_SECONDS = float(os.environ.get("UNIHEMA_FUZZ_CASE_SECONDS") or 20.0)
 FIFO_SECONDS = 1.0
 
+
+def _fuzzed_ids() -> list[str]:
+    """Registered adapters, or the subset named by ``UNIHEMA_FUZZ_ADAPTERS`` (comma-separated)."""
+    wanted = [s.strip() for s in (os.environ.get("UNIHEMA_FUZZ_ADAPTERS") or "").split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(adapter_ids()))
+    if unknown:
+        raise pytest.UsageError(f"UNIHEMA_FUZZ_ADAPTERS names unregistered adapters: {unknown}")
+    return wanted or adapter_ids()
+
 OUTCOMES: Counter = Counter()
 BY_KIND: Counter = Counter()
 FAILURES: list[str] = []
@@ -56,7 +66,7 @@ def _rows(out: Path, sid: str) -> list[dict]:
 def templates(tmp_path_factory):
     """Per adapter: the fake's native tree, its healthy conversion, ground truth and file bytes."""
     out = {}
-    for sid in adapter_ids():
+    for sid in _fuzzed_ids():
         base = tmp_path_factory.mktemp(f"tpl-{sid}")
         adapter = get_adapter(sid)
         truth = adapter.fake(base / "raw" / sid, seed=1)
@@ -142,7 +152,7 @@ def _run(case, tmp_path, out, tpl, sid, adapter, truth) -> tuple[str, str]:
 def test_every_adapter_and_kind_is_drawn():
     """The default run covers every registered adapter and every mutation kind."""
     files = {}
-    for sid in adapter_ids():
+    for sid in _fuzzed_ids():
         # file names and bytes are enough to draw cases; use the fake of each adapter
         import tempfile
 
@@ -151,5 +161,5 @@ def test_every_adapter_and_kind_is_drawn():
             root = Path(d) / sid
             files[sid] = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
     cases = [fm.draw_case(i, SEED, files) for i in range(N_CASES)]
-    assert {c.sid for c in cases} == set(adapter_ids())
+    assert {c.sid for c in cases} == set(_fuzzed_ids())
     assert {c.kind for c in cases} == set(fm.KINDS)
