@@ -162,4 +162,5 @@ def test_every_adapter_and_kind_is_drawn():
             files[sid] = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
     cases = [fm.draw_case(i, SEED, files) for i in range(N_CASES)]
     assert {c.sid for c in cases} == set(_fuzzed_ids())
-    assert {c.kind for c in cases} == set(fm.KINDS)
+    if N_CASES >= 200:  # a short run (UNIHEMA_FUZZ_CASES=20) may not reach every kind
+        assert {c.kind for c in cases} == set(fm.KINDS)
