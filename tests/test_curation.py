@@ -167,3 +167,42 @@ def test_relabel_keeps_class_ids_as_ids():
     assert row["qc_flags"] == ["relabeled:neutrophil", "relabeled_object:0:rbc", "excluded"] and excluded
     assert [(c["old"], c["new"]) for c in changes] == [("neutrophil", "monocyte"), ("rbc", "platelet"),
                                                        ("train", "excluded")]
+
+
+class _Killed(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("then_undo", [False, True])
+def test_kill_between_data_swap_and_manifest_is_finished_with_the_new_manifest(out, monkeypatch, then_undo):
+    """The curated manifest (counts, curation entry) is journaled with the data swap: a kill right
+    after the swap leaves a journal whose manifest matches the new shards, and the next writer
+    (or validate's recovery) finishes the commit with it — never new shards under the old counts."""
+    import unihema_data.outdir as od
+
+    rows = _rows(out)
+    pbc = sorted(k for k, (_, r) in rows.items() if r["source"] == "pbc")
+    edits = [Edit(pbc[0], tags={"exclude"})]
+    if then_undo:
+        apply_curation(out, edits, actor="test")
+    real_finish = od._finish
+
+    def killed(o, journal, old):
+        raise _Killed()
+
+    monkeypatch.setattr(od, "_finish", killed)
+    with pytest.raises(_Killed):
+        undo_curation(out, actor="test") if then_undo else apply_curation(out, edits, actor="test")
+    monkeypatch.setattr(od, "_finish", real_finish)
+    assert od.pending_commit(out) is not None
+    with od.out_lock(out):  # the next writer recovers the interrupted commit
+        pass
+    assert od.pending_commit(out) is None
+    manifest = od.read_manifest(out)
+    counts = {}
+    for sh, rs in iter_rows(corpus_shards(out, ["pbc"], include_excluded=False)):
+        counts[sh.split] = counts.get(sh.split, 0) + len(rs)
+    assert manifest["sources"]["pbc"]["counts"] == counts
+    assert ("curation" in manifest["sources"]["pbc"]) is (not then_undo)
+    rep = validate(out)
+    assert rep.ok, rep.summary()

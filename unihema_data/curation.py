@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 from .card import write_card
 from .corpus_rows import (EXCLUDED_SPLIT, CorpusReadError, corpus_shards, excluded_path, iter_rows, label_name,
                           label_value_like, require_corpus)
-from .outdir import read_manifest, source_files, staged_source, write_manifest
+from .outdir import read_manifest, source_files, staged_source
 from .schema import ARROW_SCHEMA
 from .taxonomy import load_taxonomy
 
@@ -343,16 +343,15 @@ def _rewrite_folder(out: Path, folder: str, by_id: dict[str, Edit], batch: str, 
                                 f"keep at least one row (or remove the source from OUT)")
         ex_target = excluded_path(out, folder)
         tmp = _write_excluded(ex_target, excluded_rows)
-        st.commit()
+        manifest = read_manifest(out)
+        entry = manifest["sources"].setdefault(folder, {"kind": "source"})
+        entry["counts"] = counts
+        entry["curation"] = {"last_batch": batch, "excluded": len(excluded_rows), "at": now}
+        st.commit(manifest)  # the manifest is journaled with the data swap (no window between them)
     if tmp is not None:
         os.replace(tmp, ex_target)
     elif ex_target.exists():
         ex_target.unlink()
-    manifest = read_manifest(out)
-    entry = manifest["sources"].setdefault(folder, {"kind": "source"})
-    entry["counts"] = counts
-    entry["curation"] = {"last_batch": batch, "excluded": len(excluded_rows), "at": now}
-    write_manifest(out, manifest)
     _append_log(out, changes)
     report.changes.extend(changes)
 
@@ -402,13 +401,19 @@ def undo_curation(out: Path | str, actor: str = "unknown") -> str:
     with FileLock(str(out / LOCK), timeout=60):
         entries = []
         for folder in sorted(p.name for p in (hist / "data").iterdir()):
+            manifest = read_manifest(out)
+            prev = (meta.get("manifest_entries") or {}).get(folder)
+            if prev is None:
+                manifest["sources"].pop(folder, None)
+            else:
+                manifest["sources"][folder] = prev
             with staged_source(out, folder) as st:
                 for f in sorted((hist / "data" / folder).iterdir()):
                     try:
                         os.link(f, st.folder / f.name)
                     except OSError:
                         shutil.copy2(f, st.folder / f.name)
-                st.commit()
+                st.commit(manifest)  # journaled with the data swap
             ex = excluded_path(out, folder)
             kept = hist / "excluded" / ex.name
             if kept.exists():
@@ -417,13 +422,6 @@ def undo_curation(out: Path | str, actor: str = "unknown") -> str:
                 os.replace(tmp, ex)
             elif ex.exists():
                 ex.unlink()
-            manifest = read_manifest(out)
-            prev = (meta.get("manifest_entries") or {}).get(folder)
-            if prev is None:
-                manifest["sources"].pop(folder, None)
-            else:
-                manifest["sources"][folder] = prev
-            write_manifest(out, manifest)
             entries.append({"batch": batch, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "actor": actor, "folder": folder, "sample_id": None, "field": "undo",
                             "old": batch, "new": None})
