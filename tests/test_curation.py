@@ -8,7 +8,7 @@ import pytest
 
 from unihema_data.adapters import get_adapter
 from unihema_data.convert import ConvertOptions, convert
-from unihema_data.corpus_rows import corpus_shards, iter_rows, label_name, label_value_like
+from unihema_data.corpus import corpus_shards, iter_row_groups, label_name, label_value_like
 from unihema_data.curation import (CHANGES, LOCK, CurationError, Edit, apply_curation, curation_batches,
                                    read_changes, undo_curation)
 from unihema_data.outdir import STAGING
@@ -35,7 +35,7 @@ def out(pristine, tmp_path):
 def _rows(out):
     """Rows by sample id, with ``label`` / ``objects.category`` as canonical names (stored as
     ClassLabel ids since schema 2.0.0; names keep these tests readable)."""
-    return {r["sample_id"]: (sh.split, _named(r)) for sh, rows in iter_rows(corpus_shards(out)) for r in rows}
+    return {r["sample_id"]: (sh.split, _named(r)) for sh, rows in iter_row_groups(corpus_shards(out)) for r in rows}
 
 
 def _named(r: dict) -> dict:
@@ -200,7 +200,7 @@ def test_kill_between_data_swap_and_manifest_is_finished_with_the_new_manifest(o
     assert od.pending_commit(out) is None
     manifest = od.read_manifest(out)
     counts = {}
-    for sh, rs in iter_rows(corpus_shards(out, ["pbc"], include_excluded=False)):
+    for sh, rs in iter_row_groups(corpus_shards(out, ["pbc"], include_excluded=False)):
         counts[sh.split] = counts.get(sh.split, 0) + len(rs)
     assert manifest["sources"]["pbc"]["counts"] == counts
     assert ("curation" in manifest["sources"]["pbc"]) is (not then_undo)

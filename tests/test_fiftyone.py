@@ -25,7 +25,7 @@ from PIL import Image
 
 from unihema_data.adapters import get_adapter
 from unihema_data.convert import ConvertOptions, convert
-from unihema_data.corpus_rows import corpus_shards, iter_rows, label_name
+from unihema_data.corpus import corpus_shards, iter_row_groups, label_name
 from unihema_data.masks import decode_rle, decode_semantic, encode_rle, rle_bbox
 from unihema_data.outdir import all_parquet_files, read_manifest, staged_source
 from unihema_data.schema import empty_row
@@ -129,7 +129,7 @@ def work(corpus, tmp_path):
 def _rows(out: Path) -> dict[str, tuple[str, dict]]:
     """Rows by sample id, with ``label`` / ``objects.category`` as canonical names (stored as
     ClassLabel ids since schema 2.0.0; names keep these tests readable)."""
-    return {r["sample_id"]: (sh.split, _named(r)) for sh, rows in iter_rows(corpus_shards(out)) for r in rows}
+    return {r["sample_id"]: (sh.split, _named(r)) for sh, rows in iter_row_groups(corpus_shards(out)) for r in rows}
 
 
 def _named(r: dict) -> dict:

@@ -48,8 +48,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .card import write_card
-from .corpus_rows import (EXCLUDED_SPLIT, CorpusReadError, corpus_shards, excluded_path, iter_rows, label_name,
-                          label_value_like, require_corpus)
+from .corpus import (EXCLUDED_SPLIT, CorpusError, corpus_shards, excluded_path, iter_row_groups, label_name,
+                     label_value_like, require_corpus)
 from .outdir import read_manifest, source_files, staged_source
 from .schema import ARROW_SCHEMA
 from .taxonomy import load_taxonomy
@@ -210,7 +210,7 @@ def apply_curation(out: Path | str, edits: Iterable[Edit], actor: str = "unknown
 
     try:
         out = require_corpus(Path(out))
-    except CorpusReadError as e:
+    except CorpusError as e:
         raise CurationError(str(e)) from None
     by_id: dict[str, Edit] = {}
     for e in edits:
@@ -248,7 +248,7 @@ def _plan(out: Path, by_id: dict[str, Edit], report: CurationReport) -> set[str]
     found: set[str] = set()
     folders: set[str] = set()
     cols = ["sample_id", "label", "objects", "qc_flags", "split", "width", "height"]
-    for shard, rows in iter_rows(corpus_shards(out), columns=cols):
+    for shard, rows in iter_row_groups(corpus_shards(out), columns=cols):
         for row in rows:
             e = by_id.get(row["sample_id"])
             if e is None:
@@ -322,7 +322,7 @@ def _rewrite_folder(out: Path, folder: str, by_id: dict[str, Edit], batch: str, 
     excluded_rows: list[dict] = []
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with staged_source(out, folder) as st:
-        for shard, rows in iter_rows(corpus_shards(out, [folder])):
+        for shard, rows in iter_row_groups(corpus_shards(out, [folder])):
             for row in rows:
                 is_ex = shard.split == EXCLUDED_SPLIT
                 e = by_id.get(row["sample_id"])

@@ -58,8 +58,8 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 import pyarrow.parquet as pq
 
-from .corpus_rows import (EXCLUDED_SPLIT, CorpusReadError, corpus_shards, count_rows, data_folders, iter_rows,
-                          label_name, require_corpus, shard_state)
+from .corpus import (EXCLUDED_SPLIT, CorpusError, corpus_shards, count_rows, data_folders, iter_row_groups,
+                     label_name, require_corpus, shard_state)
 from .curation import EXCLUDE_TAG, EXCLUDED_FLAG, USER_TAG_FLAG
 from .masks import decode_rle, decode_semantic
 from .taxonomy import load_taxonomy
@@ -394,7 +394,7 @@ def to_fiftyone(
     fo = require_fiftyone()
     try:
         out = require_corpus(Path(out))
-    except CorpusReadError as e:
+    except CorpusError as e:
         raise FiftyOneError(str(e)) from None
     name = name or default_dataset_name(out)
     if splits:
@@ -469,7 +469,7 @@ def to_fiftyone(
                 continue
         to_read.append(sh)
 
-    for shard, rows in iter_rows(to_read):
+    for shard, rows in iter_row_groups(to_read):
         for row in rows:
             if max_samples is not None and done >= max_samples:
                 break
@@ -599,7 +599,7 @@ def from_fiftyone(name: str, into: Path | str, actor: Optional[str] = None, relo
     fo = require_fiftyone()
     try:
         into = require_corpus(Path(into))
-    except CorpusReadError as e:
+    except CorpusError as e:
         raise FiftyOneError(str(e)) from None
     if not fo.dataset_exists(name):
         raise FiftyOneError(f"no FiftyOne dataset named {name!r} (have: {', '.join(fo.list_datasets()) or 'none'})")
