@@ -69,7 +69,7 @@ from ..formats import disk
 from ..refs import Rle
 from . import _synthetic as syn
 from .base import FakeSample, FakeTruth, RawObject, RawSample
-from .families import ClassFolderAdapter, FileRecord
+from .families import ClassFolderAdapter, FileRecord, refuse_unreadable_names
 
 MAIN = "Main Dataset"
 GROUND_TRUTH = "Ground Truth Segmentation"
@@ -195,6 +195,7 @@ class LiscAdapter(ClassFolderAdapter):
             return {}
         files = disk.list_files(mdir, (".bmp",), self.report, root, "a ground-truth BMP")
         disk.refuse_case_collisions(files, "ground-truth")
+        refuse_unreadable_names(files)  # a mask renamed to a non-UTF-8 name would silently pair with nothing
         out: dict[str, Path] = {}
         for f in files:
             m = MASK_RE.match(f.stem)
