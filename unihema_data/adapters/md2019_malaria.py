@@ -60,7 +60,7 @@ from ..formats import disk
 from ..refs import Rle
 from . import _synthetic as syn
 from .base import FakeSample, FakeTruth, RawObject, RawSample
-from .families import FileRecord, ImageMaskPairAdapter
+from .families import FileRecord, ImageMaskPairAdapter, refuse_unreadable_names
 
 IMAGES_DIR = "Giemsa stained images"
 MASKS_DIR = "Ground truth images"
@@ -216,6 +216,8 @@ class MD2019MalariaAdapter(ImageMaskPairAdapter):
     def stages_file(self, root: Path) -> Optional[Path]:
         """``LifeStages.xlsx`` at the root (any case); two names differing only in case are an error."""
         _dirs, files = disk.list_dir(root, None, root)
+        # a spreadsheet renamed to a non-UTF-8 name would silently count as absent
+        refuse_unreadable_names([f for f in files if f.suffix.lower() == ".xlsx"])
         found = [f for f in files if f.name.lower() == STAGES_FILE.lower()]
         disk.refuse_case_collisions(found, "life-stage")
         return found[0] if found else None
