@@ -145,6 +145,8 @@ class WbcmorVqaAdapter(Adapter):
         return self._images
 
     def _resolve(self, root: Path, js: Path, name: Any, where: str, counts: dict[str, int]) -> Optional[Path]:
+        """The image a JSON entry names (see the module doc); ``None`` when it is absent under
+        ``--allow-partial`` (reported)."""
         if not isinstance(name, str) or not name.strip():
             raise CorruptInputError(f"{where}: image name {name!r} is not a file name")
         name = name.strip().replace("\\", "/")
@@ -162,8 +164,9 @@ class WbcmorVqaAdapter(Adapter):
         if len(hits) > 1:
             raise CorruptInputError(f"{where}: image {name!r} is ambiguous: "
                                     + ", ".join(disk.rel(h, root) for h in hits[:2]))
-        if self.allow_partial:
-            return js.parent / name
+        if self.allow_partial:  # --allow-partial: the pairs of an absent image are skipped, reported
+            self.report.orphan(f"{disk.rel(js, root)}:{name}", "image absent, its QA pairs skipped with --allow-partial")
+            return None
         raise MissingInputError(f"{where}: image {name!r} is missing")
 
     def records(self, root: Path) -> Iterator[QARecord]:
@@ -192,7 +195,8 @@ class WbcmorVqaAdapter(Adapter):
                     dropped = rel
                 if dropped != prev[1]:
                     prev[3].add(dropped)
-                self.report.skip(f"{dropped}:{disk.rel(image, root)}", f"QA pair repeated in another file (kept once)")
+                self.report.skip(f"{dropped}:{disk.rel(image, root)}",
+                                 f"{lang} QA pair also in {prev[1] if dropped != prev[1] else rel} (kept once, from there)")
         if not forms:
             raise MissingInputError(f"{self.id}: no WBCMor-VQA JSON file under {show(root)}")
         self.report.info["json_forms"] = ", ".join(f"{k}: {v}" for k, v in forms.items())
@@ -240,6 +244,8 @@ class WbcmorVqaAdapter(Adapter):
                     raise CorruptInputError(f"{where} names unknown image_id {a.get('image_id')!r}")
                 size = _size(im, f"{show(js)}: image id {im['id']!r}")
                 image = self._resolve(root, js, im["file_name"], where, counts)
+                if image is None:
+                    continue
                 for lang, qk, ak in (("en", "Question", "Answer"), ("ur", "Question_urdu", "Answer_urdu")):
                     if qk in a or ak in a or lang == "en":
                         out.append((image, lang, _text(a, qk, where), _text(a, ak, where), size, where))
@@ -249,6 +255,8 @@ class WbcmorVqaAdapter(Adapter):
             for k, s in enumerate(samples):
                 where = f"{show(js)}: sample {k} ({s.get('cell_image')!r})"
                 image = self._resolve(root, js, s["cell_image"], where, counts)
+                if image is None:
+                    continue
                 found: dict[tuple[str, str], dict[str, Any]] = {}
                 for key, val in s.items():
                     m = _QKEY.match(key)
@@ -341,6 +349,13 @@ class WbcmorVqaAdapter(Adapter):
                                                                    encoding="utf-8")
         (root / "config.json").write_text(json.dumps({"model_id": "Qwen/Qwen2-VL-2B-Instruct", "max_length": 512}))
         return FakeTruth(root=root, samples=truth)
+
+
+    def corrupt(self, truth: FakeTruth) -> str:
+        """Truncates the first image (sample ids carry ``#qa-<n>``: the file is the part before)."""
+        path = truth.root / sorted(truth.samples)[0].rsplit("#", 1)[0]
+        path.write_bytes(path.read_bytes()[:20])
+        return path.name
 
 
 def _bad_constant(js: Path, c: str):
