@@ -49,7 +49,12 @@ def _check(root: Path, out: Path, crops: bool = True) -> int:
     tax = load_taxonomy()
     rows = _rows(out)
     want = _independent(root)
-    cells = {f"{SID}/{rel[:-4]}_cell{k}.png": (rel, p) for rel, pts in want.items() for k, p in enumerate(pts)}
+    cells = {}
+    for rel, pts in want.items():
+        for p in pts:
+            name = f"{SID}/{rel[:-4]}_x{p[0]}_y{p[1]}"
+            k = sum(c.startswith(name + ".") or c.startswith(name + "_") for c in cells)
+            cells[f"{name}.png" if k == 0 else f"{name}_{k}.png"] = (rel, p)
     assert set(rows) == {f"{SID}/{k}" for k in want} | set(cells)
     for sid, (rel, (x, y, t)) in cells.items() if crops else ():
         r = rows[sid]
@@ -128,8 +133,7 @@ def test_fake_quirks_reported(tmp_path):
     assert rows[f"{SID}/Dataset/1.jpg"]["prompt"].startswith("This image is for the detection of")
     _check(truth.root, tmp_path / "out")
     # the corner points (0, 0) and (639, 479) of 1.jpg give clipped crops
-    n1 = len(truth.samples["Dataset/1.jpg"].boxes)
-    corners = [rows[f"{SID}/Dataset/1_cell{k}.png"] for k in (n1 - 2, n1 - 1)]
+    corners = [rows[f"{SID}/Dataset/1_x0_y0.png"], rows[f"{SID}/Dataset/1_x639_y479.png"]]
     assert [(r["width"], r["height"]) for r in corners] == [(32, 32), (33, 33)]
     assert all("crop_clipped" in r["qc_flags"] for r in corners)
     # a field moved to test as a duplicate takes its crops along (one split per group)

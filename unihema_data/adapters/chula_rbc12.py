@@ -39,8 +39,9 @@ reading of the repository at ``fa130f4``):
 Single-cell view (classification), emitted by this adapter next to the field rows (as ``rv_pbs``
 does for its polygons) so that a field and its cells share one ``group_id`` and one split:
 
-* one row per labelled point, ``Dataset/<n>_cell<k>.png`` (``k`` = the point's index among the
-  label file's non-blank lines, from 0), label = the point's ``type`` (same alias table);
+* one row per labelled point, ``Dataset/<n>_x<x>_y<y>.png`` (the point's coordinates; a point
+  listed twice in one file gets ``_1`` on its second crop), label = the point's ``type`` (same
+  alias table);
   ``granularity = single_cell``; ``group_id`` = ``Dataset/<n>.jpg`` (the field row's id, which
   links the crop to its source image).
 * The crop is the :data:`CELL_CROP` x :data:`CELL_CROP` pixel window whose pixel
@@ -94,6 +95,15 @@ class ChulaCellRecord:
     clipped: bool
 
 
+def cell_name(field_rel: str, x: int, y: int, seen: dict[str, int]) -> str:
+    """``Dataset/<n>_x<x>_y<y>.png``: the crop of the point ``(x, y)`` of field ``Dataset/<n>.jpg``
+    (a point listed again in the same file gets ``_1``, ``_2``, ...; ``seen`` counts them)."""
+    name = f"{field_rel.rsplit('.', 1)[0]}_x{x}_y{y}"
+    k = seen.get(name, 0)
+    seen[name] = k + 1
+    return f"{name}.png" if k == 0 else f"{name}_{k}.png"
+
+
 def cell_box(x: int, y: int, width: int, height: int, size: int = CELL_CROP) -> tuple[tuple[int, int, int, int], bool]:
     """Half-open crop box of the ``size`` x ``size`` window whose pixel ``(size // 2, size // 2)``
     is the point ``(x, y)``, clipped to the image; and whether it was clipped."""
@@ -132,10 +142,11 @@ class ChulaRBC12Adapter(Adapter):
             yield rec
             # the single-cell view: one crop per point (the label file is small; read here to list them)
             objects, _notes, (W, H) = self._points(rec)
-            stem_rel = rec.rel_path.rsplit(".", 1)[0]
-            for k, ob in enumerate(objects):
-                box, clipped = cell_box(int(ob.point[0]), int(ob.point[1]), W, H)
-                yield ChulaCellRecord(f"{stem_rel}_cell{k}.png", rec.image, box, ob.category, rec.rel_path,
+            seen: dict[str, int] = {}
+            for ob in objects:
+                x, y = int(ob.point[0]), int(ob.point[1])
+                box, clipped = cell_box(x, y, W, H)
+                yield ChulaCellRecord(cell_name(rec.rel_path, x, y, seen), rec.image, box, ob.category, rec.rel_path,
                                       show(rec.label), clipped)
         dis = root / DISEASE_DIR
         if dis.is_dir():
@@ -235,8 +246,10 @@ class ChulaRBC12Adapter(Adapter):
             rel = f"Dataset/{n}.jpg"
             truth[rel] = FakeSample(rel_path=rel, boxes=[[float(x), float(y), 0.0, 0.0] for x, y in pts],
                                     categories=[str(t) for t in kinds], group_id=rel)
-            for k, t in enumerate(kinds):
-                truth[f"Dataset/{n}_cell{k}.png"] = FakeSample(f"Dataset/{n}_cell{k}.png", label=str(t), group_id=rel)
+            seen: dict[str, int] = {}
+            for (x, y), t in zip(pts, kinds):
+                name = cell_name(rel, x, y, seen)
+                truth[name] = FakeSample(name, label=str(t), group_id=rel)
         # an image without a label file: reported, not converted
         (root / "Dataset" / "700.jpg").write_bytes(syn.encode(syn.smear(W, H, [], seed + 700), "JPEG", quality=90))
         im = syn.smear(1280, 960, [((100, 100, 60, 60), "rbc")], seed + 9)  # reported, not converted
