@@ -160,3 +160,16 @@ def test_allow_partial_skips_absent_images(tmp_path):
     rows = _rows(tmp_path / "out")
     assert rep.status == "converted"
     assert not any("EO_202" in s for s in rows) and len(rows) == truth.num_images - 4
+
+
+def test_raw_form_extra_keys_reported_and_sample_without_image_refused(tmp_path):
+    truth = get_adapter(SID).fake(tmp_path / "raw" / SID, seed=4)
+    raw = truth.root / "test" / "Test_cleaned_validated_dataset.json"
+    _edit(raw, lambda d: d[0].update(id=7, label="LY"))
+    rep = _convert(tmp_path)
+    assert ("test/Test_cleaned_validated_dataset.json",
+            "keys other than cell_image/q<n>/a<n> ignored: id, label") in rep.inputs.of("flagged")
+    _edit(raw, lambda d: d[1].pop("cell_image"))
+    with pytest.raises(ConversionError) as ei:
+        _convert(tmp_path, "out2")
+    assert "Test_cleaned_validated_dataset.json: sample 1 has no 'cell_image'" in str(ei.value)

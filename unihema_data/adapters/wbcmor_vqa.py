@@ -10,9 +10,9 @@ contract's :class:`~unihema_data.adapters.base.RawSample` carries ``question`` /
 Native layout (UNCONFIRMED: the Figshare package could not be inspected; the code repository
 ``intelligentMachines-ITU/WBC-Mor-VQA-dataset@2248acf`` ships empty ``data/train`` and
 ``data/test`` folders and the scripts ``training/qwen2vl/other/{convert,merge}.py`` and
-``01_train.py`` / ``test.py`` that read the files). Every ``*.json`` at most two levels below the
-root is read and its form **detected per file** (reported in ``report.info["json_forms"]``);
-anything else is an error naming the file:
+``01_train.py`` / ``test.py`` that read the files). Every ``*.json`` in the root or in a folder
+just below it (``train/``, ``test/``) is read and its form **detected per file** (reported in
+``report.info["json_forms"]``); an entry that does not fit its form is an error naming the file:
 
 * ``raw`` form: a JSON list (or an object whose values are the samples) of
   ``{"cell_image": "<file>", "q1": "...", "a1": "...", "q2": ..., "a2": ...}``
@@ -251,8 +251,11 @@ class WbcmorVqaAdapter(Adapter):
                         out.append((image, lang, _text(a, qk, where), _text(a, ak, where), size, where))
             return "coco", out
         samples = list(data.values()) if isinstance(data, dict) else data
-        if isinstance(samples, list) and samples and all(isinstance(s, dict) and "cell_image" in s for s in samples):
+        if isinstance(samples, list) and any(isinstance(s, dict) and "cell_image" in s for s in samples):
+            unknown: set[str] = set()
             for k, s in enumerate(samples):
+                if not isinstance(s, dict) or "cell_image" not in s:
+                    raise CorruptInputError(f"{show(js)}: sample {k} has no 'cell_image'")
                 where = f"{show(js)}: sample {k} ({s.get('cell_image')!r})"
                 image = self._resolve(root, js, s["cell_image"], where, counts)
                 if image is None:
@@ -263,7 +266,7 @@ class WbcmorVqaAdapter(Adapter):
                     if key == "cell_image":
                         continue
                     if m is None:
-                        self.report.flag(rel, f"unknown key {key!r} ignored")
+                        unknown.add(key)
                         continue
                     found.setdefault((m.group(2), "ur" if m.group(3) else "en"), {})[m.group(1)] = key
                 for (num, lang), qa in sorted(found.items(), key=lambda t: (int(t[0][0]), t[0][1])):
@@ -272,6 +275,8 @@ class WbcmorVqaAdapter(Adapter):
                         raise CorruptInputError(f"{where}: {have!r} has no matching "
                                                 f"{'answer' if 'q' in qa else 'question'}")
                     out.append((image, lang, _text(s, qa["q"], where), _text(s, qa["a"], where), (0, 0), where))
+            if unknown:
+                self.report.flag(rel, f"keys other than cell_image/q<n>/a<n> ignored: {', '.join(sorted(unknown))}")
             return "raw", out
         self.report.skip(rel, "JSON file that is neither WBCMor-VQA form (no cell_image samples, no images/annotations)")
         return None
