@@ -114,15 +114,20 @@ class WbcmorVqaAdapter(Adapter):
     layout_hint = "WBCMor-VQA JSON files (cell_image/q1/a1 or COCO-like Question/Answer) with their images"
 
     # ---------------------------------------------------------------- discovery
-    def _json_files(self, path: Path, depth: int = 1) -> Iterator[Path]:
-        try:
-            dirs, files = disk.list_dir(path, strict=False)
-        except (MissingInputError, CorruptInputError):
-            return
+    def _json_files(self, path: Path, depth: int = 1, strict: bool = False) -> Iterator[Path]:
+        """``*.json`` of ``path`` and of its sub-folders (``depth`` levels). ``strict`` (listing for
+        conversion): a FIFO or a dangling link is an error naming it, junk is reported."""
+        if strict:
+            dirs, files = disk.list_dir(path, self.report, self._root)
+        else:
+            try:
+                dirs, files = disk.list_dir(path, strict=False)
+            except (MissingInputError, CorruptInputError):
+                return
         yield from (f for f in files if f.suffix.lower() == ".json")
         if depth > 0:
             for d in dirs:
-                yield from self._json_files(d, depth - 1)
+                yield from self._json_files(d, depth - 1, strict)
 
     def signature(self, path: Path) -> bool:
         """A WBCMor-VQA JSON in the folder or in one of its sub-folders (``train/``, ``test/``)."""
@@ -170,7 +175,8 @@ class WbcmorVqaAdapter(Adapter):
         raise MissingInputError(f"{where}: image {name!r} is missing")
 
     def records(self, root: Path) -> Iterator[QARecord]:
-        jsons = sorted({*self._json_files(root)}, key=lambda p: disk.rel(p, root))
+        self._root = root
+        jsons = sorted({*self._json_files(root, strict=True)}, key=lambda p: disk.rel(p, root))
         disk.refuse_case_collisions(jsons, "JSON")
         forms: dict[str, str] = {}
         counts: dict[str, int] = {}
