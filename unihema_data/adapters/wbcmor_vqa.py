@@ -141,7 +141,12 @@ class WbcmorVqaAdapter(Adapter):
     def _image_index(self, root: Path) -> dict[str, list[Path]]:
         """File name -> images below the root (names differing only in case are an error)."""
         if self._images is None:
-            files = [f for f in disk.walk_files(root) if f.suffix.lower() in disk.IMAGE_SUFFIXES]
+            files, stack = [], [root]
+            while stack:  # strict listing: a FIFO or a dangling link among the images is an error naming it
+                dirs, found = disk.list_dir(stack.pop(), None, root)
+                files += [f for f in found if f.suffix.lower() in disk.IMAGE_SUFFIXES]
+                stack += [d for d in dirs if not d.is_symlink()]
+            files.sort(key=lambda f: disk.rel(f, root))
             disk.refuse_case_collisions(files)
             idx: dict[str, list[Path]] = {}
             for f in files:
