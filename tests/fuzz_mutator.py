@@ -480,13 +480,24 @@ def objects_subset(r: dict, t, sid: str, tax) -> bool:
 
 
 def owners(case: Case, truth) -> set[str]:
-    """Samples the mutated text is about: same stem as the file, or stem named in the removed text."""
+    """Samples the mutated text is about: same stem as the file, or stem named in the removed text;
+    and the single-cell rows cropped from such a sample (``group_id`` = that sample's path)."""
     stem = PurePosixPath(case.target).stem
     text = case.removed_text
     out = set()
     for rel in truth.samples:
         s = PurePosixPath(rel).stem
         if s == stem or (text and re.search(rf"(?<![\w.-]){re.escape(s)}(?![\w-])", text)):
+            out.add(rel)
+    # a file alone with exactly one sample's image in its folder is that sample's annotation
+    # (erythrocytesIDB: <NN>erythrocytesIDB2/ground.csv next to source.jpg)
+    tdir = PurePosixPath(case.target).parent.as_posix()
+    same = [rel for rel in truth.samples if PurePosixPath(rel).parent.as_posix() not in ("", ".")
+            and (tdir == PurePosixPath(rel).parent.as_posix() or tdir.endswith("/" + PurePosixPath(rel).parent.as_posix()))]
+    if len(same) == 1:
+        out.add(same[0])
+    for rel, t in truth.samples.items():
+        if t.group_id in out and t.group_id != rel:
             out.add(rel)
     return out
 

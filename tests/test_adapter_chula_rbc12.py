@@ -6,8 +6,11 @@ Opt-in full check: ``UNIHEMA_CHULA_FULL=<folder holding Dataset/ and Label/ of t
 converts the whole release and compares it with an independent parse."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+
+import numpy as np
 
 import pyarrow.parquet as pq
 import pytest
@@ -41,14 +44,33 @@ def _independent(root: Path) -> dict[str, list[tuple[int, int, int]]]:
     return want
 
 
-def _check(root: Path, out: Path) -> int:
+def _check(root: Path, out: Path, crops: bool = True) -> int:
+    """Fields against the label files; every cell crop against an independent crop of the field."""
     tax = load_taxonomy()
     rows = _rows(out)
     want = _independent(root)
-    assert set(rows) == {f"{SID}/{k}" for k in want}
+    cells = {}
+    for rel, pts in want.items():
+        for p in pts:
+            name = f"{SID}/{rel[:-4]}_x{p[0]}_y{p[1]}"
+            k = sum(c.startswith(name + ".") or c.startswith(name + "_") for c in cells)
+            cells[f"{name}.png" if k == 0 else f"{name}_{k}.png"] = (rel, p)
+    assert set(rows) == {f"{SID}/{k}" for k in want} | set(cells)
+    for sid, (rel, (x, y, t)) in cells.items() if crops else ():
+        r = rows[sid]
+        field = np.asarray(Image.open(root / rel).convert("RGB"))
+        H, W = field.shape[:2]
+        x0, y0, x1, y1 = max(0, x - 32), max(0, y - 32), min(W, x + 32), min(H, y + 32)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(r["image"]["bytes"]))), field[y0:y1, x0:x1]), sid
+        assert (r["width"], r["height"]) == (x1 - x0, y1 - y0)
+        assert ("crop_clipped" in r["qc_flags"]) == ((x1 - x0, y1 - y0) != (64, 64))
+        assert r["source_label"] == str(t) and label_name(r["label"]) == tax.map_label(SID, README_NAMES[t])
+        assert r["tasks"] == ["classification"] and r["granularity"] == "single_cell"
+        assert r["group_id"] == rel and r["split"] == rows[f"{SID}/{rel}"]["split"]
     n = 0
     for rel, pts in want.items():
         r = rows[f"{SID}/{rel}"]
+        assert r["granularity"] == "field_of_view" and r["group_id"] == rel
         W, H = Image.open(root / rel).size
         assert (r["width"], r["height"]) == (W, H)
         o = r["objects"]
@@ -78,8 +100,8 @@ def test_real_sample(tmp_path):
 def test_full_release(tmp_path):
     root = Path(os.environ["UNIHEMA_CHULA_FULL"])
     rep = convert([SID], root, tmp_path / "out", ConvertOptions(num_proc=2, progress=False))[0]
-    assert _check(Path(rep.root), tmp_path / "out") == 22106
-    assert rep.total == 623
+    assert _check(Path(rep.root), tmp_path / "out", crops=False) == 22106
+    assert rep.total == 623 + 22106
     assert rep.inputs.info["unlabelled_images"] == "115"
     rows = _rows(tmp_path / "out")
     conflicts = [r for r in rows.values() if any(f.startswith("label_conflict:") for f in r["qc_flags"])]
@@ -109,6 +131,13 @@ def test_fake_quirks_reported(tmp_path):
     # no zero_area flag noise for points: a point has no size by definition
     assert not any(f.startswith("zero_area_box") for r in rows.values() for f in r["qc_flags"])
     assert rows[f"{SID}/Dataset/1.jpg"]["prompt"].startswith("This image is for the detection of")
+    _check(truth.root, tmp_path / "out")
+    # the corner points (0, 0) and (639, 479) of 1.jpg give clipped crops
+    corners = [rows[f"{SID}/Dataset/1_x0_y0.png"], rows[f"{SID}/Dataset/1_x639_y479.png"]]
+    assert [(r["width"], r["height"]) for r in corners] == [(32, 32), (33, 33)]
+    assert all("crop_clipped" in r["qc_flags"] for r in corners)
+    # a field moved to test as a duplicate takes its crops along (one split per group)
+    assert {r["split"] for r in rows.values() if r["group_id"] == "Dataset/563.jpg"} == {a["split"]}
 
 
 @pytest.mark.parametrize("line, what", [("12 34", "three integers"), ("12 34 13", "not one of the README ids"),

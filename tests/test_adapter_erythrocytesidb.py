@@ -46,12 +46,19 @@ def test_fake_conversion_quirks(tmp_path):
     truth = get_adapter(SID).fake(tmp_path / "raw")
     report = _convert(tmp_path / "raw", tmp_path / "out")
     rows = {r["sample_id"]: r for r in _rows(tmp_path / "out")}
-    assert len(rows) == truth.num_images == 4
+    assert len(rows) == truth.num_images == 8  # 4 smears + 4 erythrocytesIDB1 single-cell crops
     r37 = rows[f"{SID}/erythrocytesIDB2/37erythrocytesIDB2/source.jpg"]
     assert r37["semantic_mask"] is None and len(r37["objects"]["bbox"]) == 4
     assert any("37erythrocytesIDB2" in p and "mask-circular.jpg" in why for p, why in report.inputs.of("repaired"))
     skipped = [p for p, _ in report.inputs.of("skipped")]
-    assert "erythrocytesIDB1/" in skipped
+    assert "erythrocytesIDB1/Thumbs.db" in skipped
+    assert report.inputs.info["idb1"] == "class folders (circular, elongated, other): 4 single-cell images"
+    for rel in ("erythrocytesIDB1/circular/2.jpg", "erythrocytesIDB1/elongated/1.jpg", "erythrocytesIDB1/other/7.png"):
+        cell = rows[f"{SID}/{rel}"]
+        folder = rel.split("/")[1]
+        assert cell["source_label"] == folder and label_name(cell["label"]) == f"rbc_{folder}"
+        assert cell["tasks"] == ["classification"] and cell["granularity"] == "single_cell"
+        assert cell["subset"] == "erythrocytesIDB1" and cell["image"]["bytes"] == (truth.root / rel).read_bytes()
     assert any("__MACOSX" in p for p in skipped) and any(".DS_Store" in p for p in skipped)
     r = rows[f"{SID}/erythrocytesIDB2/01erythrocytesIDB2/source.jpg"]
     assert "ignore" in r["mask_classes"]  # the overlapping cells
@@ -79,7 +86,7 @@ def test_header_line_tolerated_and_missing_source_is_an_error(tmp_path):
     truth = get_adapter(SID).fake(tmp_path / "raw")
     g = truth.root / "erythrocytesIDB3" / "01erythrocytesIDB3" / "ground.csv"
     g.write_text("class,points\n" + g.read_text())
-    assert _convert(tmp_path / "raw", tmp_path / "out").total == 4
+    assert _convert(tmp_path / "raw", tmp_path / "out").total == 8
     (truth.root / "erythrocytesIDB2" / "02erythrocytesIDB2" / "source.jpg").unlink()
     with pytest.raises((ConversionError, AdapterError)) as ei:
         _convert(tmp_path / "raw", tmp_path / "out2")
@@ -102,3 +109,21 @@ def test_polygon_far_outside_the_image_is_refused_before_pycocotools():
     with pytest.raises(CorruptInputError, match="far outside the 90x70 image"):
         decode_object_mask(Polygon.of([1, 1, 5, 1, 5, 1e300]), 70, 90, name="x")
     assert decode_object_mask(Polygon.of([1, 1, 50, 1, 50, 40]), 70, 90, name="x")
+
+
+def test_idb1_layouts(tmp_path):
+    """IDB1 without class folders is reported and not converted; an unknown folder next to the
+    three classes is an error naming it."""
+    truth = get_adapter(SID).fake(tmp_path / "raw")
+    idb1 = truth.root / "erythrocytesIDB1"
+    (idb1 / "sickle").mkdir()
+    with pytest.raises((ConversionError, AdapterError)) as ei:
+        _convert(tmp_path / "raw", tmp_path / "out")
+    assert "sickle" in str(ei.value) and "unknown class folder" in str(ei.value)
+    import shutil
+    shutil.rmtree(idb1)
+    (idb1 / "fields").mkdir(parents=True)
+    (idb1 / "fields" / "1.jpg").write_bytes((truth.root / "erythrocytesIDB2" / "01erythrocytesIDB2" / "source.jpg").read_bytes())
+    rep = _convert(tmp_path / "raw", tmp_path / "out2")
+    assert rep.total == 4 and ("erythrocytesIDB1/", "erythrocytesIDB1 without circular/elongated/other folders "
+                               "(layout not recognised, not converted)") in rep.inputs.of("skipped")

@@ -10,7 +10,10 @@ plus the staged one) and:
 1. groups rows showing the same picture: byte-identical images (same ``image_sha256``) and
    near-duplicates (:mod:`unihema_data.neardup`: perceptual-hash candidates confirmed by a
    pixel comparison), transitively (union-find);
-2. gives each group one split, the strongest base split of its members, ranked
+2. joins each such group with the rows sharing a ``group_id`` within a source (a field of view
+   and its single-cell crops, a patient's images), so a moved duplicate takes its whole group
+   along (flag ``split_moved:<base>-><split>:group:<sample_id>`` on the rows moved only for their
+   group), and gives each joined group one split, the strongest base split of its members, ranked
    published test > published validation > published train > generated test > generated
    validation > generated train. So nothing in any published test split is trained on, a
    published split beats a generated one, and a group split never depends on the order in
@@ -52,8 +55,8 @@ from .splits import normalize_split
 RESOLUTION_FLAGS = ("duplicate_of", "near_duplicate_of", "label_conflict", "split_moved")
 _RANK = {("published", "test"): 5, ("published", "validation"): 4, ("published", "train"): 3,
          ("generated", "test"): 2, ("generated", "validation"): 1, ("generated", "train"): 0}
-_LIGHT = ["sample_id", "source", "split", "source_split", "image_sha256", "image_phash", "label", "tasks",
-          "objects", "qc_flags"]
+_LIGHT = ["sample_id", "source", "split", "source_split", "group_id", "image_sha256", "image_phash", "label",
+          "tasks", "objects", "qc_flags"]
 BOX_TOL = 0.5
 
 
@@ -85,6 +88,7 @@ class _Row:
     phash: list[str]
     label: int
     tasks: tuple[str, ...]
+    group: str                   # group_id (a field of view and its single-cell crops share one)
     boxes: tuple                 # canonical (category, x, y, w, h) sorted
     rles: tuple                  # sorted object mask RLEs
 
@@ -136,7 +140,8 @@ def _scan(source: str, folder: Path) -> Iterator[_Row]:
                 published=published and normalize_split(cols["source_split"][i]) == base,
                 sha=cols["image_sha256"][i], phash=list(cols["image_phash"][i] or []),
                 label=cols["label"][i] if cols["label"][i] is not None else -1,
-                tasks=tuple(cols["tasks"][i] or ()), boxes=_box_key(cats[i] or [], bbox[i] or []),
+                tasks=tuple(cols["tasks"][i] or ()), group=cols["group_id"][i] or sid,
+                boxes=_box_key(cats[i] or [], bbox[i] or []),
                 rles=tuple(sorted(r for r in (rles[i] or []) if r)),
             )
 
@@ -255,16 +260,41 @@ def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out:
     for i in range(n):
         groups[uf.find(i)].append(i)
 
+    # split groups: duplicate groups joined with the rows of one (source, group_id), so a moved
+    # duplicate takes its whole group along (a field of view and its crops, a patient's images)
+    sg = _UnionFind(n)
+    for members in groups.values():
+        for j in members[1:]:
+            sg.union(members[0], j)
+    first_of_group: dict[tuple[str, str], int] = {}
+    for i, r in enumerate(rows):
+        sg.union(first_of_group.setdefault((r.source, r.group), i), i)
+    split_rep: dict[int, _Row] = {}
+    for i in range(n):
+        k = sg.find(i)
+        cur = split_rep.get(k)
+        if cur is None or (-rows[i].rank, rows[i].sample_id) < (-cur.rank, cur.sample_id):
+            split_rep[k] = rows[i]
+
+    def group_move(i: int, flags: list[str]) -> str:
+        """The split of row ``i``'s split group; a row moved for its group says so."""
+        r, srep = rows[i], split_rep[sg.find(i)]
+        if r.base != srep.base and not any(f.startswith("split_moved:") for f in flags):
+            flags.append(f"split_moved:{r.base}->{srep.base}:group:{srep.sample_id}")
+            plan.moved[(r.source, f"{r.base}->{srep.base}", "group")] += 1
+        return srep.base
+
     target: dict[str, tuple[str, list[str]]] = {}
     for members in groups.values():
         if len(members) == 1:
             r = rows[members[0]]
-            target[r.sample_id] = (r.base, [f for f in r.flags if not is_resolution_flag(f)])
+            flags = [f for f in r.flags if not is_resolution_flag(f)]
+            target[r.sample_id] = (group_move(members[0], flags), flags)
             continue
         plan.groups += 1
         ms = sorted(members, key=lambda i: (-rows[i].rank, rows[i].sample_id))
         rep = rows[ms[0]]
-        split = rep.base
+        split = split_rep[sg.find(ms[0])].base
         exact_rep: dict[str, str] = {}
         for i in ms:
             exact_rep.setdefault(rows[i].sha, rows[i].sample_id)
@@ -284,10 +314,10 @@ def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out:
             if conflicts:
                 plan.conflicts += 1
                 flags.extend(conflicts)
-            if r.base != split:
+            if r.base != split and rep.base == split:
                 flags.append(f"split_moved:{r.base}->{split}:{why}:{rep.sample_id}")
                 plan.moved[(r.source, f"{r.base}->{split}", why)] += 1
-            target[r.sample_id] = (split, flags)
+            target[r.sample_id] = (group_move(i, flags), flags)
 
     for r in rows:
         new = target[r.sample_id]

@@ -81,6 +81,8 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     row = empty_row()
     flags = list(sample.qc_flags) + stored.flags
     name = PurePosixPath(sample.rel_path).name
+    if sample.question or sample.answer:  # one row per QA pair: <image rel path>#qa-<n>
+        name = name.rsplit("#", 1)[0]
     if stored.reencoded:
         name = str(PurePosixPath(name).with_suffix(".png")) if PurePosixPath(name).suffix else name + ".png"
         flags.append(f"reencoded_from:{stored.native_format.lower()}")
@@ -189,9 +191,17 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     elif has_mask:
         tasks.append("segmentation")
 
-    order = ("detection", "segmentation", "classification", "attributes")
+    # a published question/answer pair (the same columns as the generated VQA text sets)
+    if sample.question or sample.answer:
+        if not (isinstance(sample.question, str) and isinstance(sample.answer, str)
+                and sample.question.strip() and sample.answer.strip()):
+            raise RowError(f"{ctx.source}: {where}: a VQA row needs a non-empty question and answer")
+        row["question"], row["answer"] = sample.question, sample.answer
+        tasks.append("vqa")
+
+    order = ("detection", "segmentation", "classification", "attributes", "vqa")
     row["tasks"] = [t for t in order if t in tasks]
-    row["prompt"] = task_prompt(row["tasks"], row["disease"])
+    row["prompt"] = row["question"] if row["question"] else task_prompt(row["tasks"], row["disease"])
     row["qc_flags"] = flags
     return row
 

@@ -76,6 +76,12 @@ class RawSample:
                        microscope, stain, granularity.
     ``notes``          run-report entries ``(kind, path, reason)`` found while parsing this
                        record in a worker (see :mod:`unihema_data.report`).
+    ``question``/``answer``  a published visual-question-answering pair about the image (sources
+                       whose rows *are* QA pairs, e.g. WBCMor-VQA): both non-empty, the question
+                       already prefixed ``Q: ``; the row gets ``tasks = [vqa]`` and
+                       ``prompt = question``, like the generated text sets. ``rel_path`` then
+                       ends in ``#qa-<n>`` (one row per pair; the image name is the part before
+                       the last ``#``).
     """
 
     rel_path: str
@@ -93,6 +99,8 @@ class RawSample:
     meta: dict[str, str] = field(default_factory=dict)
     qc_flags: list[str] = field(default_factory=list)
     notes: list[tuple[str, str, str]] = field(default_factory=list)
+    question: str = ""
+    answer: str = ""
 
 
 @dataclass

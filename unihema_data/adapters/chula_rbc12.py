@@ -35,6 +35,23 @@ reading of the repository at ``fa130f4``):
   ``diagnosis`` maps the folder names, so an unknown folder is an error), counted in
   ``report.info["diagnosis_images"]``.
 * No published split and no patient ids: the grouped split by image.
+
+Single-cell view (classification), emitted by this adapter next to the field rows (as ``rv_pbs``
+does for its polygons) so that a field and its cells share one ``group_id`` and one split:
+
+* one row per labelled point, ``Dataset/<n>_x<x>_y<y>.png`` (the point's coordinates; a point
+  listed twice in one file gets ``_1`` on its second crop), label = the point's ``type`` (same
+  alias table);
+  ``granularity = single_cell``; ``group_id`` = ``Dataset/<n>.jpg`` (the field row's id, which
+  links the crop to its source image).
+* The crop is the :data:`CELL_CROP` x :data:`CELL_CROP` pixel window whose pixel
+  ``(CELL_CROP // 2, CELL_CROP // 2)`` is the point: columns ``x - 32 .. x + 31`` and rows
+  ``y - 32 .. y + 31`` (half-open box ``(x - 32, y - 32, x + 32, y + 32)``), about twice an RBC
+  diameter at 1000x (research note §14a). Near the border the window is clipped to the image (not
+  padded: no invented pixels) and the row is flagged ``crop_clipped``. Pixels are copied
+  losslessly (PNG) from the decoded JPEG field (:class:`~unihema_data.refs.ImageCrop`).
+* The field rows keep ``granularity = field_of_view`` and tasks ``[detection]``; the cell rows
+  have tasks ``[classification]``.
 """
 from __future__ import annotations
 
@@ -48,11 +65,14 @@ import numpy as np
 from ..errors import CorruptInputError, MissingInputError
 from ..formats import disk
 from ..formats.disk import show
+from ..refs import ImageCrop
 from . import _synthetic as syn
 from .base import Adapter, FakeSample, FakeTruth, RawObject, RawSample, _glob_any
 
 #: HEAD README class ids
 NUM_TYPES = 13
+#: side of the square single-cell window centred on a point (pixels)
+CELL_CROP = 64
 DISEASE_DIR = "RBC Diseases"
 _LINE = re.compile(r"(\d+)\s+(\d+)\s+(\d+)")
 
@@ -64,10 +84,39 @@ class ChulaRecord:
     label: Path                    # Label/<n>.txt
 
 
+@dataclass(frozen=True)
+class ChulaCellRecord:
+    rel_path: str                  # Dataset/<n>_cell<k>.png
+    image: Path
+    box: tuple[int, int, int, int]
+    label: str                     # the type id
+    group: str                     # Dataset/<n>.jpg
+    label_file: str
+    clipped: bool
+
+
+def cell_name(field_rel: str, x: int, y: int, seen: dict[str, int]) -> str:
+    """``Dataset/<n>_x<x>_y<y>.png``: the crop of the point ``(x, y)`` of field ``Dataset/<n>.jpg``
+    (a point listed again in the same file gets ``_1``, ``_2``, ...; ``seen`` counts them)."""
+    name = f"{field_rel.rsplit('.', 1)[0]}_x{x}_y{y}"
+    k = seen.get(name, 0)
+    seen[name] = k + 1
+    return f"{name}.png" if k == 0 else f"{name}_{k}.png"
+
+
+def cell_box(x: int, y: int, width: int, height: int, size: int = CELL_CROP) -> tuple[tuple[int, int, int, int], bool]:
+    """Half-open crop box of the ``size`` x ``size`` window whose pixel ``(size // 2, size // 2)``
+    is the point ``(x, y)``, clipped to the image; and whether it was clipped."""
+    half = size // 2
+    x0, y0, x1, y1 = x - half, y - half, x - half + size, y - half + size
+    c = (max(0, x0), max(0, y0), min(width, x1), min(height, y1))
+    return c, c != (x0, y0, x1, y1)
+
+
 class ChulaRBC12Adapter(Adapter):
     id = "chula_rbc12"
-    version = "2"
-    tasks = ("detection",)
+    version = "3"
+    tasks = ("detection", "classification")
     markers = ("Dataset", "Label")
     image_suffixes = (".jpg", ".jpeg", ".png")
 
@@ -89,7 +138,16 @@ class ChulaRBC12Adapter(Adapter):
             self.report.orphan(disk.rel(images[stem], root), "image without a label file (not converted)")
         self.report.info["unlabelled_images"] = str(len(unlabelled))
         for stem in sorted(set(images) & set(labels), key=_num_key):
-            yield ChulaRecord(disk.rel(images[stem], root), images[stem], labels[stem])
+            rec = ChulaRecord(disk.rel(images[stem], root), images[stem], labels[stem])
+            yield rec
+            # the single-cell view: one crop per point (the label file is small; read here to list them)
+            objects, _notes, (W, H) = self._points(rec)
+            seen: dict[str, int] = {}
+            for ob in objects:
+                x, y = int(ob.point[0]), int(ob.point[1])
+                box, clipped = cell_box(x, y, W, H)
+                yield ChulaCellRecord(cell_name(rec.rel_path, x, y, seen), rec.image, box, ob.category, rec.rel_path,
+                                      show(rec.label), clipped)
         dis = root / DISEASE_DIR
         if dis.is_dir():
             dirs, files = disk.list_dir(dis, self.report, root)
@@ -105,7 +163,19 @@ class ChulaRBC12Adapter(Adapter):
                     self.report.skip(disk.rel(f, root), f"diagnosis photo ({dx}) without cell annotations (not converted)")
             self.report.info["diagnosis_images"] = str(n)
 
-    def parse(self, rec: ChulaRecord) -> RawSample:
+    def parse(self, rec) -> RawSample:
+        if isinstance(rec, ChulaCellRecord):
+            return RawSample(rel_path=rec.rel_path, image_path=ImageCrop(rec.image, rec.box), label=rec.label,
+                             group_id=rec.group, annotation_file=rec.label_file, meta={"granularity": "single_cell"},
+                             qc_flags=["crop_clipped"] if rec.clipped else [])
+        objects, notes, _size = self._points(rec)
+        if not objects:
+            notes.append(("flagged", f"Label/{rec.label.name}", "empty label file: the image has no annotated cell"))
+        return RawSample(rel_path=rec.rel_path, image_path=rec.image, objects=objects, group_id=rec.rel_path,
+                         annotation_file=show(rec.label), notes=notes, meta={"granularity": "field_of_view"})
+
+    def _points(self, rec: ChulaRecord) -> tuple[list[RawObject], list[tuple[str, str, str]], tuple[int, int]]:
+        """The label file's points (checked), run-report notes, and the image's (width, height)."""
         notes: list[tuple[str, str, str]] = []
         rel_label = f"Label/{rec.label.name}"
         data = disk.read_bytes(rec.label, "label file")
@@ -130,10 +200,7 @@ class ChulaRBC12Adapter(Adapter):
             if x > W or y > H:
                 raise CorruptInputError(f"{show(rec.label)}:{lineno}: point ({x}, {y}) is outside the {W}x{H} image")
             objects.append(RawObject(str(t), None, point=(float(x), float(y))))
-        if not objects:
-            notes.append(("flagged", rel_label, "empty label file: the image has no annotated cell"))
-        return RawSample(rel_path=rec.rel_path, image_path=rec.image, objects=objects,
-                         annotation_file=show(rec.label), notes=notes)
+        return objects, notes, (W, H)
 
     def input_files(self, root: Path) -> Iterator[Path]:
         for sub in ("Dataset", "Label"):
@@ -143,7 +210,8 @@ class ChulaRBC12Adapter(Adapter):
 
     # ------------------------------------------------------------------ synthetic data
     def fake(self, out: Path, seed: int = 0) -> FakeTruth:
-        """Writes ``out/Chula-RBC-12-Dataset-main/`` with point labels covering types 0-12, an
+        """Writes ``out/Chula-RBC-12-Dataset-main/`` with point labels covering types 0-12 (each
+        point also a single-cell crop; the corner points give clipped crops), an
         unlabelled image, an empty label file, a Latin-1 label file, a byte-identical image pair
         with different labels, ``.DS_Store`` files, and one ``RBC Diseases/Thalassemia`` photo
         (reported, not converted)."""
@@ -177,7 +245,11 @@ class ChulaRBC12Adapter(Adapter):
                 (root / "Label" / f"{n}.txt").write_text(body)
             rel = f"Dataset/{n}.jpg"
             truth[rel] = FakeSample(rel_path=rel, boxes=[[float(x), float(y), 0.0, 0.0] for x, y in pts],
-                                    categories=[str(t) for t in kinds])
+                                    categories=[str(t) for t in kinds], group_id=rel)
+            seen: dict[str, int] = {}
+            for (x, y), t in zip(pts, kinds):
+                name = cell_name(rel, x, y, seen)
+                truth[name] = FakeSample(name, label=str(t), group_id=rel)
         # an image without a label file: reported, not converted
         (root / "Dataset" / "700.jpg").write_bytes(syn.encode(syn.smear(W, H, [], seed + 700), "JPEG", quality=90))
         im = syn.smear(1280, 960, [((100, 100, 60, 60), "rbc")], seed + 9)  # reported, not converted

@@ -9,7 +9,7 @@ Native layout (``locate`` accepts up to two levels above the folder holding the 
                                                  mask-circular.jpg / mask-elongated.jpg / mask-other.jpg
                                                  ground.csv        one row per cell: class, then contour x,y pairs
     <root>/erythrocytesIDB3/<NN>erythrocytesIDB3/... (same files)
-    <root>/erythrocytesIDB1/...   single-cell crops (layout UNCONFIRMED: skipped and reported)
+    <root>/erythrocytesIDB1/<circular|elongated|other>/<image>   single-cell crops (see below)
 
 Conventions:
 * One sample per ``<NN>erythrocytesIDB{2,3}`` folder; ``subset`` = ``erythrocytesIDB2`` /
@@ -30,6 +30,17 @@ Conventions:
   (``repaired``), never a map with that class silently dropped.
 * Annotation is partial (some real cells are unannotated; nothing to fix). ``__MACOSX/`` and
   ``.DS_Store`` in the archive are skipped and reported.
+
+* Single-cell view (classification): ``erythrocytesIDB1`` holds pre-isolated cell images sorted
+  into ``circular`` / ``elongated`` / ``other`` folders (research note datasets-classification.md
+  §14b; a third-party YOLO classifier uses exactly these three classes; the folder names are
+  UNCONFIRMED, matched case-insensitively). Each image is one row, label = its folder
+  (``sources.erythrocytesidb.labels``), ``subset = erythrocytesIDB1``, ``granularity =
+  single_cell``, tasks ``[classification]``; no smear id is published for them, so ``group_id``
+  is the image itself. The layout found is reported (``report.info["idb1"]``); an
+  ``erythrocytesIDB1`` folder with another shape (e.g. whole fields with their own files) is
+  skipped and reported, never guessed at, and a sub-folder other than the three classes in an
+  otherwise class-sorted IDB1 is an error naming it.
 
 Evidence: research note ``datasets-segmentation.md`` section 2 (no real sample exists).
 """
@@ -83,10 +94,21 @@ class EryRecord:
     subset: str
 
 
+@dataclass(frozen=True)
+class EryCellRecord:
+    rel_path: str
+    image: Path
+    label: str                      # circular / elongated / other (the folder name, lower case)
+
+
+IDB1 = "erythrocytesIDB1"
+IDB1_CLASSES = ("circular", "elongated", "other")
+
+
 class ErythrocytesIDBAdapter(Adapter):
     id = "erythrocytesidb"
-    version = "1"
-    tasks = ("detection", "segmentation")
+    version = "2"
+    tasks = ("detection", "segmentation", "classification")
     markers = ("erythrocytesIDB*",)
     mask_values = dict(MASK_VALUES)
 
@@ -100,8 +122,13 @@ class ErythrocytesIDBAdapter(Adapter):
         for f in files:
             self.report.skip(disk.rel(f, root), "file outside an erythrocytesIDB folder")
         for d in dirs:
+            if d.name.lower() == IDB1.lower():
+                cells = list(self._idb1(root, d))
+                found |= bool(cells)
+                yield from cells
+                continue
             if not SUBSET_RE.match(d.name):
-                self.report.skip(disk.rel(d, root) + "/", "not erythrocytesIDB2/3 (erythrocytesIDB1 crops: layout UNCONFIRMED, not converted)")
+                self.report.skip(disk.rel(d, root) + "/", "not an erythrocytesIDB1/2/3 folder")
                 continue
             samples, stray = disk.list_dir(d, self.report, root)
             for f in stray:
@@ -124,6 +151,30 @@ class ErythrocytesIDBAdapter(Adapter):
                 yield EryRecord(f"{d.name}/{s.name}/source.jpg", s, d.name)
         if not found:
             raise MissingInputError(f"{self.id}: no <NN>erythrocytesIDB2/3 sample folders under {disk.show(root)}")
+
+    def _idb1(self, root: Path, d: Path) -> Iterator[EryCellRecord]:
+        """The single-cell crops of ``erythrocytesIDB1/<class>/`` (see the module doc)."""
+        sub, stray = disk.list_dir(d, self.report, root)
+        known = [s for s in sub if s.name.lower() in IDB1_CLASSES]
+        if not known:
+            self.report.skip(disk.rel(d, root) + "/", "erythrocytesIDB1 without circular/elongated/other folders "
+                                                      "(layout not recognised, not converted)")
+            self.report.info["idb1"] = "not converted (no class folders)"
+            return
+        for s in sub:
+            if s.name.lower() not in IDB1_CLASSES:
+                raise CorruptInputError(f"{disk.show(s)}: unknown class folder {disk.show(s.name)!r} in {IDB1} "
+                                        f"(expected {', '.join(IDB1_CLASSES)})")
+        for f in stray:
+            self.report.skip(disk.rel(f, root), f"file outside a {IDB1} class folder")
+        n = 0
+        for s in sub:
+            files = disk.list_files(s, disk.IMAGE_SUFFIXES, self.report, root, "an image file")
+            refuse_case_collisions(files)
+            for f in files:
+                n += 1
+                yield EryCellRecord(disk.rel(f, root), f, s.name.lower())
+        self.report.info["idb1"] = f"class folders ({', '.join(x.name for x in sub)}): {n} single-cell images"
 
     def read_ground(self, path: Path, width: int, height: int) -> list[tuple[str, tuple[float, ...]]]:
         """Cell rows of ``ground.csv``; every contour point must lie on the image (0..W, 0..H)."""
@@ -149,7 +200,10 @@ class ErythrocytesIDBAdapter(Adapter):
             raise CorruptInputError(f"{disk.show(path)}: no cell rows (every IDB2/IDB3 sample has annotated cells)")
         return cells
 
-    def parse(self, rec: EryRecord) -> RawSample:
+    def parse(self, rec) -> RawSample:
+        if isinstance(rec, EryCellRecord):
+            return RawSample(rel_path=rec.rel_path, image_path=rec.image, label=rec.label, subset=IDB1,
+                             annotation_file=disk.show(rec.image), meta={"granularity": "single_cell"})
         w, h = disk.image_size(rec.folder / "source.jpg")
         cells = self.read_ground(rec.folder / "ground.csv", w, h)
         semantic, flags = None, []
@@ -176,7 +230,7 @@ class ErythrocytesIDBAdapter(Adapter):
         ``mask-circular.jpg``) and IDB3 sample 01: ``source.jpg``, ``labeled.jpg``, ``mask.jpg``,
         JPEG class masks with the 0.5 overlap level where two cells overlap, ``ground.csv``
         contours of all three classes; plus ``__MACOSX/`` and ``.DS_Store`` junk and an
-        ``erythrocytesIDB1`` folder."""
+        ``erythrocytesIDB1/{circular,elongated,other}/`` folder of single-cell crops (JPEG and PNG)."""
         from pycocotools import mask as mask_utils
 
         rng = np.random.default_rng(seed)
@@ -225,8 +279,12 @@ class ErythrocytesIDBAdapter(Adapter):
         (root / "__MACOSX").mkdir(exist_ok=True)
         (root / "__MACOSX" / "._source.jpg").write_bytes(b"\0\5\26\7junk")
         (root / "erythrocytesIDB2" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
-        (root / "erythrocytesIDB1" / "circular").mkdir(parents=True, exist_ok=True)
-        syn.single_cell(20, "rbc", seed).save(root / "erythrocytesIDB1" / "circular" / "1.jpg")
+        for k, (cls, name) in enumerate((("circular", "1.jpg"), ("circular", "2.jpg"), ("elongated", "1.jpg"),
+                                         ("other", "7.png"))):
+            (root / IDB1 / cls).mkdir(parents=True, exist_ok=True)
+            syn.single_cell(20 + k, "rbc", seed + k).save(root / IDB1 / cls / name)
+            truth[f"{IDB1}/{cls}/{name}"] = FakeSample(f"{IDB1}/{cls}/{name}", label=cls)
+        (root / IDB1 / "Thumbs.db").write_bytes(b"junk")
         return FakeTruth(root=root, samples=truth)
 
 
