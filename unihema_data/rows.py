@@ -143,9 +143,11 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
             has_mask = True
         objs["mask_rle"].append(rle)
         circle = [float(v) for v in ob.circle] if getattr(ob, "circle", None) is not None else None
-        if circle is not None and (len(circle) != 3 or not all(math.isfinite(v) for v in circle) or circle[2] < 0):
-            raise RowError(f"{ctx.source}: {where}: object {i} has a bad circle {list(ob.circle)} (expected cx, cy, r >= 0)")
-        point = [float(v) for v in ob.point] if ob.point is not None else (circle[:2] if circle else [])
+        if circle is not None:  # (cx, cy, r) or (cx, cy, x, y): centre and a point on the circumference
+            if len(circle) not in (3, 4) or not all(math.isfinite(v) for v in circle) or circle[2] < 0 and len(circle) == 3:
+                raise RowError(f"{ctx.source}: {where}: object {i} has a bad circle {list(ob.circle)} "
+                               "(expected cx, cy, r >= 0 or cx, cy and a point on the circumference)")
+        point = [float(v) for v in ob.point] if ob.point is not None else (circle[:2] if circle is not None else [])
         objs["point"].append(point)
         if ob.bbox is not None:
             if ctx.box_format is None:
@@ -164,7 +166,8 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
             src = "from_mask"
             has_box = True
         elif circle is not None:  # a circle: the centre is the point, the box the circumscribed square
-            cx, cy, r = circle
+            cx, cy = circle[0], circle[1]
+            r = circle[2] if len(circle) == 3 else math.hypot(circle[2] - cx, circle[3] - cy)
             box = [cx - r, cy - r, 2.0 * r, 2.0 * r]
             src = "from_circle"
             has_box = True

@@ -20,14 +20,14 @@ Conventions (what is UNCONFIRMED is detected at run time and reported, never ass
   error naming file and line 1. ``count`` is compared with the number of object lines; a
   difference is flagged on the row (``nlm_header_count:<count>!=<lines>``) and in the run report.
 * Shapes: ``Circle`` (2 points: centre and a point on the circumference) -> ``RawObject.circle``
-  ``(cx, cy, r)``: the core keeps the centre in ``point`` and stores the circumscribed square as
+  ``(cx, cy, x, y)`` verbatim: the core keeps the centre in ``point`` and stores the circumscribed square as
   the box with ``bbox_source = from_circle``. ``Point`` (1 point) -> ``RawObject.point`` only: no
   size is invented (``bbox_source = from_point``, zero-size box). ``Polygon`` (>= 3 points, the
   thin-smear variant of the format) -> a polygon mask, box from the mask (``from_mask``). Any other
   shape, a point count that disagrees with the coordinates, a non-finite coordinate or a centre /
   point outside the image is an error naming file and line. Coordinates are taken as continuous
   pixel positions (base UNCONFIRMED; a 0/1 base shift is below the circles' size). A circle
-  reaching past the border is clipped by the core and flagged ``clipped_box:<i>:circle:cx,cy,r``.
+  reaching past the border is clipped by the core and flagged ``clipped_box:<i>:circle:cx,cy,x,y``.
 * The ``id`` and ``comment`` fields are not converted (``comment`` is ``No_Comment`` in every
   quoted line).
 * Pairing: the same stem in the same patient folder. Where the exact stem is missing, an
@@ -202,8 +202,7 @@ class NlmThickAdapter(Adapter):
             if kind in ("circle", "point") and not (0 <= xy[0] <= W and 0 <= xy[1] <= H):
                 raise CorruptInputError(f"{where}: {shape.lower()} centre ({xy[0]:g}, {xy[1]:g}) is outside the {W}x{H} image")
             if kind == "circle":
-                r = math.hypot(xy[2] - xy[0], xy[3] - xy[1])
-                objects.append(RawObject(label, None, circle=(xy[0], xy[1], r)))
+                objects.append(RawObject(label, None, circle=tuple(xy)))  # centre + rim point, verbatim
             elif kind == "point":
                 objects.append(RawObject(label, None, point=(xy[0], xy[1])))
             else:
