@@ -45,6 +45,7 @@ Conventions:
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -241,10 +242,17 @@ class SickleTushabeAdapter(Adapter):
 
 
 def _rgb(path: Path) -> np.ndarray:
-    disk.require_regular(path, "image file")
+    """Pixels of one copy, after the core's strict integrity check (damaged JPEG data is refused
+    naming the file, never read as other pixels by a lenient decoder)."""
+    from ..images import ImageDecodeError, image_from_bytes
+
+    data = disk.read_bytes(path, "image file")
     try:
-        with Image.open(path) as im:
+        image_from_bytes(data, show(path))
+        with Image.open(io.BytesIO(data)) as im:
             return np.asarray(im.convert("RGB"))
+    except ImageDecodeError as e:
+        raise CorruptInputError(str(e)) from None
     except (OSError, ValueError) as e:
         raise CorruptInputError(f"{show(path)}: unreadable image ({e})") from None
 
