@@ -63,6 +63,22 @@ class _Yolo(YoloAdapter):
     def signature(self, path: Path) -> bool:
         return any((path / f).is_file() for f in ("classes.txt", "data.yaml", "labels/classes.txt"))
 
+    def class_names(self, root: Path) -> list[str]:
+        """The family's class-name file, each name checked against the alias table here so that an
+        unconfirmed name is reported against the file that holds it (not a label file using it)."""
+        from ..taxonomy import TaxonomyError, load_taxonomy
+
+        names = super().class_names(root)
+        src = next(f for f in (root / "data.yaml", root / self.labels_dir / "classes.txt", root / "classes.txt") if f.is_file())
+        tax = load_taxonomy()
+        for i, n in enumerate(names):
+            try:
+                tax.map_label(self.id, n, file=disk.show(src))
+            except TaxonomyError as e:
+                raise CorruptInputError(f"{disk.show(src)}: class {i} {n!r} has no alias in taxonomy.yaml "
+                                        f"sources.{self.id} (PD-PF class names are UNCONFIRMED: add it once checked) ({e})") from None
+        return names
+
     def fake(self, out, seed=0):  # pragma: no cover
         raise NotImplementedError
 
