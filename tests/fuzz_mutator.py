@@ -480,14 +480,15 @@ def objects_subset(r: dict, t, sid: str, tax) -> bool:
 
 
 def owners(case: Case, truth) -> set[str]:
-    """Samples the mutated text is about: same stem as the file, or stem named in the removed text;
-    and the single-cell rows cropped from such a sample (``group_id`` = that sample's path)."""
+    """Samples the mutated text is about: same stem as the file (or the same once ``_`` is removed:
+    NLM PV annotation names drop the image name's ``_``), or stem named in the removed text; and
+    the single-cell rows cropped from such a sample (``group_id`` = that sample's path)."""
     stem = PurePosixPath(case.target).stem
     text = case.removed_text
     out = set()
     for rel in truth.samples:
         s = PurePosixPath(rel).stem
-        if s == stem or (text and re.search(rf"(?<![\w.-]){re.escape(s)}(?![\w-])", text)):
+        if s == stem or s.replace("_", "") == stem.replace("_", "") or (text and re.search(rf"(?<![\w.-]){re.escape(s)}(?![\w-])", text)):
             out.add(rel)
     # a file alone with exactly one sample's image in its folder is that sample's annotation
     # (erythrocytesIDB: <NN>erythrocytesIDB2/ground.csv next to source.jpg)

@@ -27,8 +27,24 @@ def _ids_without_adapter() -> list[str]:
     return [e.id for e in load_catalog() if e.adapter != "implemented" and e.id not in done and e.access != "derived"]
 
 
-#: a catalog id without an adapter, per family (only the id matters here)
-IDS = dict(zip(sorted(FAMILIES), _ids_without_adapter()))
+#: a catalog id without an adapter, per family (only the id matters here): real catalog ids while
+#: enough are left, else test-only entries added to the copied catalog (``repo_copy``)
+_FREE = _ids_without_adapter()
+IDS = {f: (_FREE[i] if i < len(_FREE) else f"scaffold_test_{f}") for i, f in enumerate(sorted(FAMILIES))}
+_EXTRA_ENTRY = """
+  - id: {sid}
+    name: Scaffold test source ({sid})
+    citation: Test entry, not a dataset.
+    homepage: https://example.org
+    license: MIT
+    redistributable: true
+    access: http
+    tasks: [detection]
+    disease: [normal]
+    granularity: field_of_view
+    native_format: test
+    in_paper: false
+"""
 CANON = {"class_a": "lymphocyte", "class_b": "neutrophil", "cell": "lymphocyte"}
 
 
@@ -38,6 +54,10 @@ def repo_copy(tmp_path_factory):
     shutil.copytree(REPO / "unihema_data", root / "unihema_data", ignore=shutil.ignore_patterns("__pycache__"))
     if (REPO / "catalog.yaml").is_file():
         shutil.copy(REPO / "catalog.yaml", root / "catalog.yaml")
+    cat = root / "unihema_data" / "catalog.yaml"
+    extra = [sid for sid in IDS.values() if sid.startswith("scaffold_test_")]
+    if extra:
+        cat.write_text(cat.read_text().rstrip("\n") + "\n" + "".join(_EXTRA_ENTRY.format(sid=s) for s in extra))
     return root
 
 

@@ -144,7 +144,12 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
             rle = decode_object_mask(m, H, W, mask_files, f"{where}: object {i}") or ""
             has_mask = True
         objs["mask_rle"].append(rle)
-        point = [float(v) for v in ob.point] if ob.point is not None else []
+        circle = [float(v) for v in ob.circle] if getattr(ob, "circle", None) is not None else None
+        if circle is not None:  # (cx, cy, r) or (cx, cy, x, y): centre and a point on the circumference
+            if len(circle) not in (3, 4) or not all(math.isfinite(v) for v in circle) or circle[2] < 0 and len(circle) == 3:
+                raise RowError(f"{ctx.source}: {where}: object {i} has a bad circle {list(ob.circle)} "
+                               "(expected cx, cy, r >= 0 or cx, cy and a point on the circumference)")
+        point = [float(v) for v in ob.point] if ob.point is not None else (circle[:2] if circle is not None else [])
         objs["point"].append(point)
         if ob.bbox is not None:
             if ctx.box_format is None:
@@ -162,6 +167,12 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
             box = mask_codec.rle_bbox(rle, H, W)
             src = "from_mask"
             has_box = True
+        elif circle is not None:  # a circle: the centre is the point, the box the circumscribed square
+            cx, cy = circle[0], circle[1]
+            r = circle[2] if len(circle) == 3 else math.hypot(circle[2] - cx, circle[3] - cy)
+            box = [cx - r, cy - r, 2.0 * r, 2.0 * r]
+            src = "from_circle"
+            has_box = True
         elif point:  # a point-annotated object: the point is kept, its "box" has no size
             box = [point[0], point[1], 0.0, 0.0]
             src = "from_point"
@@ -170,7 +181,8 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
             raise RowError(f"{ctx.source}: {where}: object {i} has neither box, mask nor point")
         box, clipped = clip_coco(box, W, H)
         if clipped:  # the native box stays recoverable from the flag
-            native = ",".join(_exact(v) for v in ob.bbox) if ob.bbox is not None else ""
+            native = (",".join(_exact(v) for v in ob.bbox) if ob.bbox is not None
+                      else "circle:" + ",".join(_exact(v) for v in circle) if circle is not None and not rle else "")
             flags.append(f"clipped_box:{i}:{native}")
         if (box[2] == 0 or box[3] == 0) and src != "from_point":
             flags.append(f"zero_area_box:{i}")

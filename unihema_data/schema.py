@@ -38,7 +38,8 @@ Objects (parallel lists, one entry per object)
                       box in continuous pixel coordinates (pixel (0,0) covers [0,1)x[0,1)).
     ``category``      ``ClassLabel`` id over :data:`CLASS_NAMES` (as ``label``); ``source_category``
                       verbatim native string.
-    ``bbox_source``   ``annotated`` | ``from_mask`` | ``from_point``.
+    ``bbox_source``   ``annotated`` | ``from_mask`` | ``from_point`` (zero-size box at the point) |
+                      ``from_circle`` (square circumscribing an annotated circle; centre in ``point``).
     ``mask_rle``      COCO compressed RLE ``counts`` string (pycocotools), size = (height, width); "" if none.
     ``attributes``    per-object list of ``{name, value}``.
     ``point``         ``[x, y]`` absolute pixels for point annotations, ``[]`` when none.
@@ -68,7 +69,7 @@ NO_LABEL = -1
 TASKS = ("detection", "segmentation", "classification", "attributes", "vqa", "mlm", "caption")
 SPLITS = ("train", "validation", "test")
 GRANULARITIES = ("single_cell", "field_of_view")
-BBOX_SOURCES = ("annotated", "from_mask", "from_point")
+BBOX_SOURCES = ("annotated", "from_mask", "from_point", "from_circle")
 
 # ``FEATURES``, ``ARROW_SCHEMA``, ``COLUMNS``, ``OBJECT_FIELDS`` and ``CLASS_NAMES`` (canonical label
 # names indexed by their stable taxonomy id: the ``ClassLabel`` names) are built on first use (module

@@ -40,7 +40,7 @@ from .boxes import box_inside
 from .images import ImageDecodeError, image_from_bytes, native_bytes, sha256_bytes
 from .masks import decode_rle, decode_semantic
 from .outdir import all_parquet_files, pending_commit, read_manifest
-from .schema import ARROW_SCHEMA, CLASS_NAMES, OBJECT_FIELDS, SCHEMA_VERSION, SPLITS, TASKS
+from .schema import ARROW_SCHEMA, BBOX_SOURCES, CLASS_NAMES, OBJECT_FIELDS, SCHEMA_VERSION, SPLITS, TASKS
 from .taxonomy import NOT_ANNOTATED, load_taxonomy
 
 MAX_PROBLEMS_PER_KIND = 20
@@ -135,7 +135,7 @@ def check_row(row: dict, shard_split: Optional[str] = None) -> list[tuple[str, s
             bad("bbox", f"object {i} box {list(box)} outside the {W}x{H} image")
         if not 0 <= objs["category"][i] < len(CLASS_NAMES):
             bad("label", f"object {i} category {objs['category'][i]!r} not in taxonomy")
-        if objs["bbox_source"][i] not in ("annotated", "from_mask", "from_point"):
+        if objs["bbox_source"][i] not in BBOX_SOURCES:
             bad("objects", f"object {i} bbox_source {objs['bbox_source'][i]!r}")
         if objs["mask_rle"][i]:
             try:

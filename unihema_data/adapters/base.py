@@ -49,6 +49,11 @@ class RawObject:
     :class:`~unihema_data.refs.MaskColour`) decoded in the worker, a boolean/0-1 (H, W) array
     (small images only: it is pickled), or ``None``.
     ``point`` is ``(x, y)`` in absolute pixels, or ``None``.
+    ``circle`` is ``(cx, cy, r)`` or ``(cx, cy, x, y)`` (centre and a point on the circumference, as
+    natively given) in absolute pixels for a source that annotates circles (NLM thick smears), or
+    ``None``: the core stores the centre in ``point`` (unless ``point`` is given) and the circumscribed
+    square ``[cx - r, cy - r, 2r, 2r]`` as the box with ``bbox_source = from_circle``; a clipped box is
+    flagged ``clipped_box:<i>:circle:<the native values>``.
     ``attributes`` maps native attribute names to native values (verbatim, ints allowed).
     """
 
@@ -57,6 +62,7 @@ class RawObject:
     mask: Any = None
     point: Optional[Sequence[float]] = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    circle: Optional[Sequence[float]] = None
 
 
 @dataclass

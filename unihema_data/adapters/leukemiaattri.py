@@ -74,7 +74,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import ClassVar, Iterator, Optional
 
 import numpy as np
 
@@ -170,6 +170,16 @@ class LeukemiaAttriAdapter(Adapter):
     tasks = ("detection", "attributes")
     markers = ("images", "labels")  # single-domain root; multi-domain roots: see is_root()
     required = ()
+    #: total column count of a label line -> attribute names (the release variants this id reads)
+    variants: ClassVar[dict[int, tuple[str, ...]]] = VARIANTS
+    #: columns between the box and the attributes (LLD: the sparse-annotation region px1 px2 py1 py2)
+    region_columns: ClassVar[int] = 0
+    #: column counts of the sibling release -> why they are refused here (and which id reads them)
+    foreign_columns: ClassVar[dict[int, str]] = {
+        LLD_COLUMNS: "16 columns (cls x y w h px1 px2 py1 py2 + 7 attributes) is the LLD journal release, "
+                     "not LeukemiaAttri; convert it with the `lld` adapter"}
+    #: top folder of the fake's single-domain layout / multi-domain layout
+    fake_dirs: ClassVar[tuple[str, str]] = ("LeukemiaAttri_YOLO/LeukemiaAttri", "LeukemiaAttri")
 
     def __init__(self) -> None:
         #: number of attribute columns found (6 or 7) after iter_samples; None = no labelled object
@@ -306,20 +316,18 @@ class LeukemiaAttriAdapter(Adapter):
             n = yolo.first_row_columns(f)
             if n is None:
                 continue
-            if n == LLD_COLUMNS:
-                raise CorruptInputError(
-                    f"{f}: 16 columns (cls x y w h px1 px2 py1 py2 + 7 attributes) is the LLD journal release, "
-                    f"not LeukemiaAttri; convert it with the `lld` adapter"
-                )
-            if n not in VARIANTS:
-                want = " or ".join(f"{c} (cls x y w h + {len(a)} attributes)" for c, a in VARIANTS.items())
+            if n in self.foreign_columns:
+                raise CorruptInputError(f"{f}: {self.foreign_columns[n]}")
+            if n not in self.variants:
+                extra = f" + {self.region_columns} region values" if self.region_columns else ""
+                want = " or ".join(f"{c} (cls x y w h{extra} + {len(a)} attributes)" for c, a in self.variants.items())
                 raise CorruptInputError(f"{f}: line 1 has {n} columns, expected {want}")
             first.setdefault(n, f)
             if len(first) > 1:
                 (n1, f1), (n2, f2) = sorted(first.items())
                 raise CorruptInputError(
-                    f"{self.id}: label files mix variants: {f1} has {n1} columns ({n1 - 5} attributes) but "
-                    f"{f2} has {n2} ({n2 - 5} attributes)"
+                    f"{self.id}: label files mix variants: {f1} has {n1} columns ({len(self.variants[n1])} attributes) but "
+                    f"{f2} has {n2} ({len(self.variants[n2])} attributes)"
                 )
         return next(iter(first), None)
 
@@ -346,7 +354,7 @@ class LeukemiaAttriAdapter(Adapter):
                     f"file; an image without cells has an empty one)"
                 )
         self.ncols = self.detect_variant([p.label for _, p in pairs])
-        self.variant = self.ncols - 5 if self.ncols else None
+        self.variant = len(self.variants[self.ncols]) if self.ncols else None
         self.report.info["attribute_variant"] = f"{self.variant} attribute columns" if self.variant else "no labelled cell"
         self._pairs = pairs
 
@@ -360,13 +368,16 @@ class LeukemiaAttriAdapter(Adapter):
         return self._sample(self._root, rec.domain, rec.pair, self.names, self.ncols)
 
     def _sample(self, root: Path, d: Domain, p: yolo.YoloPair, names: list[str], ncols: Optional[int]) -> RawSample:
-        parsed = yolo.parse_yolo(p.label, columns=(ncols,) if ncols else tuple(VARIANTS), num_classes=len(names))
-        attr_names = VARIANTS[ncols] if ncols else ()
+        parsed = yolo.parse_yolo(p.label, columns=(ncols,) if ncols else tuple(self.variants), num_classes=len(names))
+        attr_names = self.variants[ncols] if ncols else ()
         objects = []
+        k = self.region_columns
         for r in parsed.rows:
-            attrs = {a: _code(tok, p.label, r.line, a) for a, tok in zip(attr_names, r.extra)}
+            attrs = {a: _code(tok, p.label, r.line, a) for a, tok in zip(attr_names, r.extra[k:])}
             objects.append(RawObject(names[r.cls], r.box, attributes=attrs))
-        flags = [f"attr_variant:{ncols - 5}"] if ncols else []
+        flags = [f"attr_variant:{len(attr_names)}"] if ncols else []
+        if k:
+            flags += self.region_flags(p, parsed.rows)
         meta: dict[str, str] = {}
         subtype = ""
         group = ""
@@ -402,7 +413,15 @@ class LeukemiaAttriAdapter(Adapter):
             qc_flags=flags,
         )
 
+    def region_flags(self, p: yolo.YoloPair, rows) -> list[str]:
+        """Row flags for the region columns of a release that has them (none here)."""
+        return []
+
     # ------------------------------------------------------------------ synthetic data
+    def fake_region(self, rng: np.random.Generator, box: tuple[float, float, float, float]) -> list:
+        """Values written between the box and the attributes by the fake (none here)."""
+        return []
+
     def fake(self, out: Path, seed: int = 0, variant: Optional[int] = None) -> FakeTruth:
         """Synthetic YOLO release. ``variant`` = number of attribute columns (6 or 7); default: 7 for
         odd seeds, 6 for even ones. Seeds with ``seed % 4 in (1, 2)`` write the multi-domain layout
@@ -414,13 +433,14 @@ class LeukemiaAttriAdapter(Adapter):
         image without cells (empty label file), a label file with trailing blank lines and extra
         spaces. Images are 256x256 PNG (the real ones are 640x640; smaller keeps tests fast)."""
         n_attr = variant if variant is not None else (7 if seed % 2 else 6)
-        if n_attr not in (6, 7):
-            raise ValueError(f"variant must be 6 or 7 attribute columns, got {n_attr}")
+        allowed = sorted(len(a) for a in self.variants.values())
+        if n_attr not in allowed:
+            raise ValueError(f"variant must be {' or '.join(map(str, allowed))} attribute columns, got {n_attr}")
         attr_names = ATTRS_7 if n_attr == 7 else ATTRS_6
         rng = np.random.default_rng(seed)
         multi = seed % 4 in (1, 2)
         if multi:
-            root = Path(out) / "LeukemiaAttri"
+            root = Path(out) / self.fake_dirs[1]
             (root / "data").mkdir(parents=True, exist_ok=True)
             (root / "data" / "WBC_v1.yaml").write_text(
                 "train: ../images/train\nval: ../images/val\ntest: ../images/test\n\n\n# number of classes\n"
@@ -429,7 +449,7 @@ class LeukemiaAttriAdapter(Adapter):
             )
             domains = [("HCM_100x", "HCM", "100x"), ("L_40x_C2", "LCM", "40x")]
         else:
-            root = Path(out) / "LeukemiaAttri_YOLO" / "LeukemiaAttri"
+            root = Path(out) / self.fake_dirs[0]
             domains = [("", "", "")]
         stems = [("4_15_1000_ALL", "train"), ("2_3_1000_AML", "train"), ("7_21_1000_APML", "val"),
                  ("11_2_1000_CLL", "test"), ("16_9_1000_CML", "train")]
@@ -450,7 +470,8 @@ class LeukemiaAttriAdapter(Adapter):
                 for c, b in zip(classes, boxes):
                     codes = [int(rng.integers(0, 3))] if n_attr == 7 else []   # Cell Size: 0/1/2
                     codes += [int(v) for v in rng.choice([0, 1, 1, 2], size=6)]  # 2 = n/a sentinel
-                    line = yolo.format_row(c, yolo.coco_to_yolo(b, W, H), codes)
+                    yb = yolo.coco_to_yolo(b, W, H)
+                    line = yolo.format_row(c, yb, self.fake_region(rng, yb) + codes)
                     lines.append(line)
                     coco.append(yolo.yolo_to_coco([float(t) for t in line.split()[1:5]], W, H))
                     oattrs.append({a: str(v) for a, v in zip(attr_names, codes)})
