@@ -64,6 +64,11 @@ SCHEMA_CHANGELOG: dict[str, str] = {
              "across corpora); new columns `label_group`, `label_cl` (Cell Ontology id) and `image_phash`; one "
              "split policy over the whole corpus (duplicate and near-duplicate groups take their strongest "
              "published split); `label_conflict`, `near_duplicate_of`, `degenerate_native_box` flags.",
+    "2.1.0": "Same columns. New `bbox_source` value `from_circle` (a box made as the square around an annotated "
+             "circle, whose centre is kept in `point`: NLM thick smears); single-cell crop rows cut from a field "
+             "of view share its `group_id` (chula_rbc12, erythrocytesIDB1), and a duplicate moved to another "
+             "split takes its whole (source, `group_id`) group along (`split_moved:...:group:...`); published "
+             "VQA sets (wbcmor_vqa) fill `question`/`answer` like the generated ones.",
 }
 
 #: License ids the Hub accepts in the ``license`` field: the table of

@@ -61,7 +61,7 @@ from typing import Any, Optional
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "2.0.0"  # 2.0.0: label/objects.category ClassLabel ids, label_group, label_cl, image_phash
+SCHEMA_VERSION = "2.1.0"  # 2.1.0: bbox_source from_circle, crop rows, source VQA rows; 2.0.0: ClassLabel ids, label_group, label_cl, image_phash
 
 #: ``label`` / ``objects.category`` value of a row or object without a canonical label
 NO_LABEL = -1
