@@ -22,7 +22,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 
 from .adapters import get_adapter
@@ -177,14 +177,17 @@ def _convert_locked(sid, adapter, entry, root, mask_order, out, options, on_prog
         with staged_source(out, sid) as staged:
             adapter.prepare(root)  # main process: source-wide files, before the workers start
             records = _samples(adapter, root, options.max_samples)
-            for n, (row, notes) in enumerate(_map_rows(records, ctx, options.num_proc, adapter), 1):
-                adapter.report.extend(notes)
-                if row["sample_id"] in ids_seen:
-                    raise ConversionError(f"{sid}: two records share sample_id {row['sample_id']!r}")
-                ids_seen.add(row["sample_id"])
-                for f in row["qc_flags"]:
-                    flags[f.split(":", 1)[0]] += 1
-                staged.add(row)
+            n = 0
+            for batch in _map_batches(records, ctx, options.num_proc, adapter):
+                adapter.report.extend(batch.notes)
+                for sample_id in batch.sample_ids:
+                    if sample_id in ids_seen:
+                        raise ConversionError(f"{sid}: two records share sample_id {sample_id!r}")
+                    ids_seen.add(sample_id)
+                for f in batch.flags:
+                    flags[f] += 1
+                staged.add_batch(batch.arrow(), batch.splits, batch.nbytes, batch.sample_ids)
+                n += len(batch.sample_ids)
                 if on_progress:
                     on_progress(sid, n)
             if not ids_seen:
@@ -381,9 +384,44 @@ def process_record(record, ctx: SourceContext, adapter: Optional[Adapter]) -> tu
     return build_row(sample, ctx), list(sample.notes)
 
 
-def _work(batch: list) -> list[tuple[dict, list]]:
+@dataclass
+class RowBatch:
+    """Converted rows of a few records, as a worker hands them back: an Arrow record batch (IPC
+    bytes when it crossed a process boundary) and the little the main process needs per row to
+    route and account (sample id, split, size towards a row group, qc-flag kinds), plus the
+    run-report notes of the records, in record order."""
+
+    payload: Any  # pa.RecordBatch, or its IPC bytes (outdir.batch_to_bytes)
+    sample_ids: list[str]
+    splits: list[str]
+    nbytes: list[int]
+    flags: list[str]  # kinds (text before the first ':') of every row's qc flags
+    notes: list
+
+    def arrow(self):
+        from .outdir import batch_from_bytes
+
+        return batch_from_bytes(self.payload) if isinstance(self.payload, bytes) else self.payload
+
+
+def _convert_batch(records: list, ctx: SourceContext, adapter: Optional[Adapter], serialize: bool) -> RowBatch:
+    """Parse and build the rows of ``records`` (worker side) and pack them into one Arrow batch."""
+    from .outdir import batch_to_bytes, row_nbytes, rows_to_batch
+
+    rows, notes = [], []
+    for r in records:
+        row, n = process_record(r, ctx, adapter)
+        rows.append(row)
+        notes.extend(n)
+    batch = rows_to_batch(rows)
+    return RowBatch(batch_to_bytes(batch) if serialize else batch, [r["sample_id"] for r in rows],
+                    [r["split"] for r in rows], [row_nbytes(r) for r in rows],
+                    [f.split(":", 1)[0] for r in rows for f in r["qc_flags"]], notes)
+
+
+def _work(batch: list) -> RowBatch:
     assert _WORKER_CTX is not None
-    return [process_record(r, _WORKER_CTX, _WORKER_ADAPTER) for r in batch]
+    return _convert_batch(batch, _WORKER_CTX, _WORKER_ADAPTER, serialize=True)
 
 
 def _batches(samples: Iterator, size: int) -> Iterator[list]:
@@ -394,14 +432,16 @@ def _batches(samples: Iterator, size: int) -> Iterator[list]:
         yield b
 
 
-def _map_rows(records: Iterator, ctx: SourceContext, num_proc: int,
-              adapter: Optional[Adapter] = None) -> Iterator[tuple[dict, list]]:
-    """Ordered, bounded parallel map of :func:`process_record` (at most ``4 * num_proc`` batches
-    in flight, so memory stays flat). The adapter (with its :meth:`~Adapter.prepare` state)
-    reaches each worker once, at start-up."""
+def _map_batches(records: Iterator, ctx: SourceContext, num_proc: int,
+                 adapter: Optional[Adapter] = None) -> Iterator[RowBatch]:
+    """Ordered, bounded parallel map of :func:`_convert_batch` over batches of :data:`BATCH`
+    records (at most ``4 * num_proc`` batches in flight, so memory stays flat). Workers parse the
+    annotations, build the rows and return Arrow record batches; the main process only routes
+    and writes them. The adapter (with its :meth:`~Adapter.prepare` state) reaches each worker
+    once, at start-up. ``num_proc <= 1``: everything in this process, no pool."""
     if num_proc <= 1:
-        for r in records:
-            yield process_record(r, ctx, adapter)
+        for batch in _batches(iter(records), BATCH):
+            yield _convert_batch(batch, ctx, adapter, serialize=False)
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(num_proc, initializer=_init_worker, initargs=(ctx, adapter)) as pool:
@@ -409,9 +449,9 @@ def _map_rows(records: Iterator, ctx: SourceContext, num_proc: int,
         for batch in _batches(iter(records), BATCH):
             pending.append(pool.apply_async(_work, (batch,)))
             while len(pending) >= 4 * num_proc:
-                yield from pending.popleft().get()
+                yield pending.popleft().get()
         while pending:
-            yield from pending.popleft().get()
+            yield pending.popleft().get()
 
 
 # ``unihema_data.convert(...)`` (the package-level API verb) calls unihema_data.api.convert
