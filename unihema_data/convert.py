@@ -1,8 +1,9 @@
 """``unihema-data convert``: native source folders -> the unified Hub-layout dataset.
 
-For each source: locate and check the native layout (adapter), stream records, build rows in
-parallel worker processes (bounded in-flight work, so memory stays flat in dataset size) and
-stream rows into Parquet shards in a staging folder; then one resolution pass over the whole of
+For each source: locate and check the native layout (adapter), stream records (main process:
+listing only), parse the annotations and build rows in parallel worker processes, which hand them
+back as Arrow record batches (bounded in-flight work, so memory stays flat in dataset size), and
+stream the batches into Parquet shards in a staging folder; then one resolution pass over the whole of
 ``OUT`` (:mod:`unihema_data.integrity`: duplicates, near-duplicates, label conflicts, one split per
 group, independent of conversion order) rewrites the rows of any source that change, and
 everything (data and manifest) is committed in one atomic exchange only when the whole source
@@ -45,8 +46,10 @@ class ConversionError(Exception):
 
 
 def default_num_proc() -> int:
-    """Workers besides the main process, which parses annotations and writes Parquet itself:
-    on 2 cores one worker is fastest (measured in ``benchmarks/``), up to 4 on bigger machines."""
+    """Worker processes besides the main process (which lists records, then routes and writes the
+    Arrow batches the workers return): ``cores - 1``, at least 1, at most 4. Whether 2 workers beat
+    1 on a 2-core machine is what ``benchmarks/bench_convert.py --num-proc 2`` measures (the
+    ``unihema-np1`` row); revisit this default from a quiet-machine run of it."""
     return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
