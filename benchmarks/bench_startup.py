@@ -39,14 +39,15 @@ def _one(cmd: list[str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def measure_one(cmd: list[str], repeats: int) -> dict[str, float]:
+    _one(cmd)  # warm the page cache and the .pyc files
+    runs = [_one(cmd) for _ in range(repeats)]
+    walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+    return {"wall_median": statistics.median(walls), "wall_min": min(walls), "cpu_median": statistics.median(cpus)}
+
+
 def measure(repeats: int) -> dict[str, dict[str, float]]:
-    res = {}
-    for name, cmd in COMMANDS.items():
-        _one(cmd)  # warm the page cache and the .pyc files
-        runs = [_one(cmd) for _ in range(repeats)]
-        walls, cpus = [w for w, _ in runs], [c for _, c in runs]
-        res[name] = {"wall_median": statistics.median(walls), "wall_min": min(walls), "cpu_median": statistics.median(cpus)}
-    return res
+    return {name: measure_one(cmd, repeats) for name, cmd in COMMANDS.items()}
 
 
 def importtime(cmd: list[str], top: int = 8) -> list[tuple[int, str]]:

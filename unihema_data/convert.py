@@ -1,8 +1,9 @@
 """``unihema-data convert``: native source folders -> the unified Hub-layout dataset.
 
-For each source: locate and check the native layout (adapter), stream records, build rows in
-parallel worker processes (bounded in-flight work, so memory stays flat in dataset size) and
-stream rows into Parquet shards in a staging folder; then one resolution pass over the whole of
+For each source: locate and check the native layout (adapter), stream records (main process:
+listing only), parse the annotations and build rows in parallel worker processes, which hand them
+back as Arrow record batches (bounded in-flight work, so memory stays flat in dataset size), and
+stream the batches into Parquet shards in a staging folder; then one resolution pass over the whole of
 ``OUT`` (:mod:`unihema_data.integrity`: duplicates, near-duplicates, label conflicts, one split per
 group, independent of conversion order) rewrites the rows of any source that change, and
 everything (data and manifest) is committed in one atomic exchange only when the whole source
@@ -22,7 +23,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 
 from .adapters import get_adapter
@@ -45,8 +46,10 @@ class ConversionError(Exception):
 
 
 def default_num_proc() -> int:
-    """Workers besides the main process, which parses annotations and writes Parquet itself:
-    on 2 cores one worker is fastest (measured in ``benchmarks/``), up to 4 on bigger machines."""
+    """Worker processes besides the main process (which lists records, then routes and writes the
+    Arrow batches the workers return): ``cores - 1``, at least 1, at most 4. Whether 2 workers beat
+    1 on a 2-core machine is what ``benchmarks/bench_convert.py --num-proc 2`` measures (the
+    ``unihema-np1`` row); revisit this default from a quiet-machine run of it."""
     return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
@@ -177,14 +180,17 @@ def _convert_locked(sid, adapter, entry, root, mask_order, out, options, on_prog
         with staged_source(out, sid) as staged:
             adapter.prepare(root)  # main process: source-wide files, before the workers start
             records = _samples(adapter, root, options.max_samples)
-            for n, (row, notes) in enumerate(_map_rows(records, ctx, options.num_proc, adapter), 1):
-                adapter.report.extend(notes)
-                if row["sample_id"] in ids_seen:
-                    raise ConversionError(f"{sid}: two records share sample_id {row['sample_id']!r}")
-                ids_seen.add(row["sample_id"])
-                for f in row["qc_flags"]:
-                    flags[f.split(":", 1)[0]] += 1
-                staged.add(row)
+            n = 0
+            for batch in _map_batches(records, ctx, options.num_proc, adapter):
+                adapter.report.extend(batch.notes)
+                for sample_id in batch.sample_ids:
+                    if sample_id in ids_seen:
+                        raise ConversionError(f"{sid}: two records share sample_id {sample_id!r}")
+                    ids_seen.add(sample_id)
+                for f in batch.flags:
+                    flags[f] += 1
+                staged.add_batch(batch.arrow(), batch.splits, batch.nbytes, batch.sample_ids)
+                n += len(batch.sample_ids)
                 if on_progress:
                     on_progress(sid, n)
             if not ids_seen:
@@ -381,9 +387,44 @@ def process_record(record, ctx: SourceContext, adapter: Optional[Adapter]) -> tu
     return build_row(sample, ctx), list(sample.notes)
 
 
-def _work(batch: list) -> list[tuple[dict, list]]:
+@dataclass
+class RowBatch:
+    """Converted rows of a few records, as a worker hands them back: an Arrow record batch (IPC
+    bytes when it crossed a process boundary) and the little the main process needs per row to
+    route and account (sample id, split, size towards a row group, qc-flag kinds), plus the
+    run-report notes of the records, in record order."""
+
+    payload: Any  # pa.RecordBatch, or its IPC bytes (outdir.batch_to_bytes)
+    sample_ids: list[str]
+    splits: list[str]
+    nbytes: list[int]
+    flags: list[str]  # kinds (text before the first ':') of every row's qc flags
+    notes: list
+
+    def arrow(self):
+        from .outdir import batch_from_bytes
+
+        return batch_from_bytes(self.payload) if isinstance(self.payload, bytes) else self.payload
+
+
+def _convert_batch(records: list, ctx: SourceContext, adapter: Optional[Adapter], serialize: bool) -> RowBatch:
+    """Parse and build the rows of ``records`` (worker side) and pack them into one Arrow batch."""
+    from .outdir import batch_to_bytes, row_nbytes, rows_to_batch
+
+    rows, notes = [], []
+    for r in records:
+        row, n = process_record(r, ctx, adapter)
+        rows.append(row)
+        notes.extend(n)
+    batch = rows_to_batch(rows)
+    return RowBatch(batch_to_bytes(batch) if serialize else batch, [r["sample_id"] for r in rows],
+                    [r["split"] for r in rows], [row_nbytes(r) for r in rows],
+                    [f.split(":", 1)[0] for r in rows for f in r["qc_flags"]], notes)
+
+
+def _work(batch: list) -> RowBatch:
     assert _WORKER_CTX is not None
-    return [process_record(r, _WORKER_CTX, _WORKER_ADAPTER) for r in batch]
+    return _convert_batch(batch, _WORKER_CTX, _WORKER_ADAPTER, serialize=True)
 
 
 def _batches(samples: Iterator, size: int) -> Iterator[list]:
@@ -394,14 +435,16 @@ def _batches(samples: Iterator, size: int) -> Iterator[list]:
         yield b
 
 
-def _map_rows(records: Iterator, ctx: SourceContext, num_proc: int,
-              adapter: Optional[Adapter] = None) -> Iterator[tuple[dict, list]]:
-    """Ordered, bounded parallel map of :func:`process_record` (at most ``4 * num_proc`` batches
-    in flight, so memory stays flat). The adapter (with its :meth:`~Adapter.prepare` state)
-    reaches each worker once, at start-up."""
+def _map_batches(records: Iterator, ctx: SourceContext, num_proc: int,
+                 adapter: Optional[Adapter] = None) -> Iterator[RowBatch]:
+    """Ordered, bounded parallel map of :func:`_convert_batch` over batches of :data:`BATCH`
+    records (at most ``4 * num_proc`` batches in flight, so memory stays flat). Workers parse the
+    annotations, build the rows and return Arrow record batches; the main process only routes
+    and writes them. The adapter (with its :meth:`~Adapter.prepare` state) reaches each worker
+    once, at start-up. ``num_proc <= 1``: everything in this process, no pool."""
     if num_proc <= 1:
-        for r in records:
-            yield process_record(r, ctx, adapter)
+        for batch in _batches(iter(records), BATCH):
+            yield _convert_batch(batch, ctx, adapter, serialize=False)
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(num_proc, initializer=_init_worker, initargs=(ctx, adapter)) as pool:
@@ -409,9 +452,9 @@ def _map_rows(records: Iterator, ctx: SourceContext, num_proc: int,
         for batch in _batches(iter(records), BATCH):
             pending.append(pool.apply_async(_work, (batch,)))
             while len(pending) >= 4 * num_proc:
-                yield from pending.popleft().get()
+                yield pending.popleft().get()
         while pending:
-            yield from pending.popleft().get()
+            yield pending.popleft().get()
 
 
 # ``unihema_data.convert(...)`` (the package-level API verb) calls unihema_data.api.convert

@@ -21,20 +21,23 @@ the file) when it does not decode cleanly:
 * JPEG: a strict libjpeg-turbo decode (``simplejpeg``, ``strict=True``), which turns libjpeg's
   *warnings* (bad Huffman code, premature end of data segment, extraneous bytes before a marker:
   what a bit flip in the entropy-coded data produces) into errors; Pillow only logs them and
-  returns damaged pixels, even when the end-of-image marker is present;
+  returns damaged pixels, even when the end-of-image marker is present. The decode is DCT-scaled
+  and grey (:func:`_jpeg_check`): every coefficient of every component is still Huffman-decoded
+  (where damage shows), only the IDCT, upsampling and colour conversion of full-size pixels are
+  skipped; its output is the grey image the perceptual hash needs (:attr:`StoredImage.gray`), so
+  a JPEG is decoded once per conversion, not twice;
 * GIF, WebP and everything re-encoded to PNG: a full Pillow decode.
 
 A bit flip that yields another *valid* coded value (e.g. a changed coefficient magnitude bit of a
 JPEG) is undetectable without a checksum and decodes to slightly different pixels; the stored
 bytes are then exactly the file's bytes (``image_sha256`` says which file that was).
 
-Cost (2 cores shared with other jobs, so numbers are noisy): on the benchmark's 640x480 JPEGs
-(50-100 kB) sha256 takes ~0.2 ms and the strict decode ~2 ms (1/8-scale output; ~4 ms at full
-size), so decoding costs ~10x hashing, *not* less. With ``num_proc=1`` a 300-image VOC corpus
-(``benchmarks/make_voc_corpus.py``) converted in 0.4-1.7 s without decoding, 1.9-6.4 s with the
-1/8-scale strict decode and 3.4-4.6 s with a full-size one (three runs each, interleaved, under
-load): roughly 2x the conversion time of this JPEG-only corpus. That is the price of refusing
-damaged pixels; it runs in the worker processes (``num_proc``).
+Cost (per 640x480 JPEG, one core; ``benchmarks/``): sha256 ~0.07 ms (50-100 kB files) / ~0.24 ms
+(~230 kB noisy files); the strict decode ~1.5 ms / ~3.7 ms, of which Huffman decoding is most (a
+full-size RGB decode takes ~2.4 ms / ~4.7 ms, a 1/8-scale one ~1.3 ms / ~3.4 ms). So decoding
+costs 10-20x hashing, *not* less: the price of refusing damaged pixels. It runs in the worker
+processes (``num_proc``). Before the decode was shared with the perceptual hash, Pillow decoded
+every JPEG a second time for it (~2.0 ms / ~4.6 ms).
 
 EXIF orientation: annotations of every source in the corpus are in the stored pixel frame, but
 ``datasets`` (and browsers) rotate images by their EXIF orientation tag on decode. A JPEG with an
@@ -78,6 +81,10 @@ class StoredImage:
     native_format: str   # Pillow format name of the native file
     reencoded: bool
     flags: list[str] = field(default_factory=list)
+    #: JPEG (YCbCr or grey) only: the grey (H', W') uint8 pixels of the strict decode, at the
+    #: scale Pillow's ``draft("L", (PHASH_DRAFT, PHASH_DRAFT))`` picks, pixel-identical to what
+    #: :func:`unihema_data.neardup.image_phashes` would decode itself (``None`` otherwise)
+    gray: Optional[np.ndarray] = field(default=None, repr=False)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -123,12 +130,12 @@ def image_from_bytes(data: bytes, name: str) -> StoredImage:
             if fmt in BROWSER_FORMATS:
                 im.verify()  # structural check (chunk CRCs for PNG)
         if fmt in BROWSER_FORMATS and (orientation in (None, 1) or fmt == "JPEG"):
-            _full_decode(fmt, data, width, height, name)
+            gray = _full_decode(fmt, data, width, height, name)
             flags = []
             if orientation not in (None, 1):
                 data = _reset_jpeg_orientation(data, name)
                 flags.append(f"exif_orientation_reset:{orientation}")
-            return StoredImage(data, digest, width, height, fmt, False, flags)
+            return StoredImage(data, digest, width, height, fmt, False, flags, gray)
         with Image.open(io.BytesIO(data)) as im:
             if getattr(im, "n_frames", 1) > 1:
                 raise ImageDecodeError(f"{name}: {fmt} file has {im.n_frames} pages/frames; "
@@ -160,26 +167,57 @@ def _check_claimed_size(fmt: str, width: int, height: int, bands: int, nbytes: i
             "hold (truncated file or forged header)")
 
 
-def _full_decode(fmt: str, data: bytes, width: int, height: int, name: str) -> None:
-    """Decode every pixel of a stored-as-is image; raise :class:`ImageDecodeError` on any damage."""
+#: the perceptual hash decodes a JPEG with Pillow's ``draft("L", (PHASH_DRAFT, PHASH_DRAFT))``
+#: (:func:`unihema_data.neardup.image_phashes`; ``2 * neardup.HASH_WORK_SIZE``)
+PHASH_DRAFT = 128
+
+
+def draft_scale(width: int, height: int, size: int = PHASH_DRAFT) -> int:
+    """The DCT scale denominator Pillow's JPEG ``draft(mode, (size, size))`` picks: the largest of
+    8, 4, 2 that keeps both sides >= ``size``, else 1 (``JpegImagePlugin.draft``)."""
+    scale = min(width // size, height // size)
+    return next((s for s in (8, 4, 2) if scale >= s), 1)
+
+
+def _full_decode(fmt: str, data: bytes, width: int, height: int, name: str) -> Optional[np.ndarray]:
+    """Decode every pixel of a stored-as-is image; raise :class:`ImageDecodeError` on any damage.
+    Returns the grey pixels of a JPEG's strict decode (see :func:`_jpeg_check`), else ``None``."""
     if fmt == "JPEG":
-        try:
-            h, w, colorspace, _sub = simplejpeg.decode_jpeg_header(data)
-            out = colorspace if colorspace in ("GRAY", "CMYK") else "RGB"
-            # 1/8-scale output: every coefficient is still entropy-decoded (where damage shows:
-            # same refusals as a full decode on 900 flipped/cut files), the IDCT, upsampling
-            # and colour conversion of full-size pixels are skipped (about half the time)
-            simplejpeg.decode_jpeg(data, colorspace=out, strict=True, min_height=1, min_width=1, min_factor=8)
-        except ValueError as e:
-            raise ImageDecodeError(f"{name}: damaged JPEG data ({e})") from None
-        if (w, h) != (width, height):
-            raise ImageDecodeError(f"{name}: JPEG frame is {w}x{h} but Pillow reads {width}x{height}")
-        return
+        return _jpeg_check(data, width, height, name)
     if fmt == "PNG":
         _check_png_stream(data, name)
     with Image.open(io.BytesIO(data)) as im:
         for _frame in ImageSequence.Iterator(im):
             im.load()
+    return None
+
+
+def _jpeg_check(data: bytes, width: int, height: int, name: str) -> Optional[np.ndarray]:
+    """Strict, DCT-scaled decode of a whole JPEG. Every coefficient of every component is still
+    Huffman-decoded (damage shows there: tests/test_hostile_images.py compares the refusals with
+    a full-size strict RGB decode on flipped, cut and end-marker-less files); the inverse DCT,
+    chroma upsampling and colour conversion run at 1/2-1/8 of the size or not at all.
+
+    YCbCr and grey JPEGs are decoded to grey at :func:`draft_scale` (the scale and pixels Pillow's
+    ``draft("L", ...)`` gives, which the perceptual hash reads: returned, so the image is decoded
+    once); other colour spaces (CMYK, YCCK, RGB) at 1/8 scale in their own space (``None``)."""
+    try:
+        h, w, colorspace, _sub = simplejpeg.decode_jpeg_header(data)
+        if colorspace in ("YCbCr", "Gray"):
+            s = draft_scale(w, h)
+            gray = simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True, min_height=-(-h // s),
+                                          min_width=-(-w // s), min_factor=s)[..., 0]
+        else:
+            out = colorspace if colorspace in ("CMYK",) else "RGB"
+            simplejpeg.decode_jpeg(data, colorspace=out, strict=True, min_height=1, min_width=1, min_factor=8)
+            gray = None
+    except ValueError as e:
+        raise ImageDecodeError(f"{name}: damaged JPEG data ({e})") from None
+    if (w, h) != (width, height):
+        raise ImageDecodeError(f"{name}: JPEG frame is {w}x{h} but Pillow reads {width}x{height}")
+    if gray is not None and gray.shape != (-(-h // s), -(-w // s)):  # not the scale Pillow would use
+        gray = None
+    return gray
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}

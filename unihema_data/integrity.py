@@ -123,13 +123,35 @@ def _box_key(cats: list, boxes: list) -> tuple:
     return tuple(sorted((int(c), *(round(float(v) / BOX_TOL) for v in b)) for c, b in zip(cats, boxes)))
 
 
+def _box_keys(objs) -> list[tuple]:
+    """:func:`_box_key` of every row of an ``objects`` struct array, with the rounding done in
+    numpy (the same values: float32 -> float64, divided by :data:`BOX_TOL`, rounded half to
+    even as Python's ``round``)."""
+    import numpy as np
+
+    cat_col, box_col = objs.field("category"), objs.field("bbox")
+    if cat_col.null_count or box_col.null_count:  # not written by convert; keep the plain path
+        return [_box_key(c or [], b or []) for c, b in zip(cat_col.to_pylist(), box_col.to_pylist())]
+    offsets = box_col.offsets.to_numpy()
+    coords = box_col.flatten().flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+    q = np.round(coords / BOX_TOL).astype(np.int64).reshape(-1, 4).tolist()
+    cats = cat_col.flatten().to_numpy(zero_copy_only=False).tolist()
+    coff = cat_col.offsets.to_numpy()
+    b0, c0 = int(offsets[0]), int(coff[0])
+    keys = []
+    for i in range(len(objs)):
+        s, e = int(offsets[i]) - b0, int(offsets[i + 1]) - b0
+        cs = int(coff[i]) - c0
+        keys.append(tuple(sorted((int(c), *b) for c, b in zip(cats[cs:cs + e - s], q[s:e]))))
+    return keys
+
+
 def _scan(source: str, folder: Path) -> Iterator[_Row]:
     for f in _iter_files(folder):
         t = pq.read_table(f, columns=_LIGHT)
         cols = {c: t.column(c).to_pylist() for c in _LIGHT if c != "objects"}
         objs = t.column("objects").combine_chunks()
-        cats = objs.field("category").to_pylist()
-        bbox = objs.field("bbox").to_pylist()
+        box_keys = _box_keys(objs)
         rles = objs.field("mask_rle").to_pylist()
         for i, sid in enumerate(cols["sample_id"]):
             flags = list(cols["qc_flags"][i] or [])
@@ -141,7 +163,7 @@ def _scan(source: str, folder: Path) -> Iterator[_Row]:
                 sha=cols["image_sha256"][i], phash=list(cols["image_phash"][i] or []),
                 label=cols["label"][i] if cols["label"][i] is not None else -1,
                 tasks=tuple(cols["tasks"][i] or ()), group=cols["group_id"][i] or sid,
-                boxes=_box_key(cats[i] or [], bbox[i] or []),
+                boxes=box_keys[i],
                 rles=tuple(sorted(r for r in (rles[i] or []) if r)),
             )
 

@@ -72,18 +72,26 @@ def centre_crop(img):
     return img.crop((left, top, left + side, top + side))
 
 
-def image_phashes(data: bytes) -> list[str]:
+def image_phashes(data: bytes, gray=None) -> list[str]:
     """``[whole, centre]`` perceptual hashes (16 hex digits each) of an encoded image: the image
     is decoded in grey (JPEG at a reduced scale, still >= 128 px), then the whole image and its
     centre crop are each box-reduced to a shorter side of 64-127 px and hashed by ``imagehash.phash``. The same pipeline for every image, so
-    copies at any size meet."""
+    copies at any size meet.
+
+    ``gray``: the grey pixels of that reduced decode when the caller already has them (a
+    (H', W') uint8 array: :attr:`unihema_data.images.StoredImage.gray`, the strict JPEG check's
+    output, pixel-identical to Pillow's ``draft("L", (128, 128))`` decode); ``data`` is then not
+    decoded again."""
     import imagehash
 
     from PIL import Image
 
-    img = Image.open(io.BytesIO(data))
-    img.draft("L", (2 * HASH_WORK_SIZE, 2 * HASH_WORK_SIZE))  # JPEG: decode at a reduced scale (DCT domain)
-    img.load()
+    if gray is not None:
+        img = Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), "L")
+    else:
+        img = Image.open(io.BytesIO(data))
+        img.draft("L", (2 * HASH_WORK_SIZE, 2 * HASH_WORK_SIZE))  # JPEG: decode at a reduced scale (DCT domain)
+        img.load()
     if img.mode != "L":
         img = img.convert("L")  # what phash does first; once for both crops
     return [_hex(imagehash.phash(_reduced(img), hash_size=HASH_SIZE)),

@@ -99,7 +99,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
         group_id=group,
         license=ctx.license,
         image_sha256=stored.sha256,
-        image_phash=_phashes(stored.data, ctx.source, where),
+        image_phash=_phashes(stored.data, ctx.source, where, stored.gray),
         image={"bytes": stored.data, "path": name},
         width=W,
         height=H,
@@ -218,9 +218,9 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     return row
 
 
-def _phashes(data: bytes, source: str, where: str) -> list[str]:
+def _phashes(data: bytes, source: str, where: str, gray=None) -> list[str]:
     try:
-        return image_phashes(data)
+        return image_phashes(data, gray)
     except (OSError, ValueError) as e:
         raise RowError(f"{source}: {where}: cannot decode the image for its perceptual hash ({e})") from None
 

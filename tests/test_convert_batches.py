@@ -1,0 +1,118 @@
+"""Rows travel from the workers as Arrow record batches; the output does not depend on how.
+
+* ``StagedSource.add_batch`` (batches with mixed splits, row groups closed by the row count or the
+  byte cap in the middle of a batch) writes the same shards, row groups and rows as ``add`` of the
+  same rows one by one (the path the resolution pass still uses);
+* ``convert`` with ``num_proc=1`` (batches built in-process) and ``num_proc=2`` (IPC bytes from the
+  pool) write identical tables;
+* the vectorised box keys of the resolution pass equal the per-row ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from unihema_data import outdir
+from unihema_data.adapters import get_adapter
+from unihema_data.convert import ConvertOptions, convert
+from unihema_data.integrity import _box_key, _box_keys
+from unihema_data.outdir import StagedSource, batch_from_bytes, batch_to_bytes, row_nbytes, rows_to_batch
+from unihema_data.schema import ARROW_SCHEMA, empty_row
+
+
+def _rows(n: int, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        r = empty_row()
+        size = int(rng.integers(10, 3000))
+        r.update(sample_id=f"s/{i:04d}.jpg", source="s", split=str(rng.choice(["train", "validation", "test"])),
+                 image={"bytes": rng.bytes(size), "path": f"{i}.jpg"}, width=1, height=1,
+                 qc_flags=[f"flag_{i % 3}:x"] if i % 4 == 0 else [])
+        rows.append(r)
+    return rows
+
+
+def _read(folder) -> dict:
+    out = {}
+    for f in sorted(folder.glob("*.parquet")):
+        pf = pq.ParquetFile(f)
+        out[f.name] = ([pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)], pf.read(), pf.schema_arrow)
+    return out
+
+
+@pytest.mark.parametrize("group_bytes", [10**9, 9_000])
+def test_add_batch_writes_what_add_writes(tmp_path, monkeypatch, group_bytes):
+    monkeypatch.setattr(outdir, "ROW_GROUP_ROWS", 7)
+    monkeypatch.setattr(outdir, "ROW_GROUP_BYTES", group_bytes)  # 9000: groups close mid-batch by size
+    rows = _rows(60)
+    a = StagedSource(tmp_path, "s", tmp_path / "a")
+    b = StagedSource(tmp_path, "s", tmp_path / "b")
+    a.folder.mkdir()
+    b.folder.mkdir()
+    for r in rows:
+        a.add(r)
+    for k in range(0, len(rows), 8):
+        chunk = rows[k:k + 8]
+        batch = batch_from_bytes(batch_to_bytes(rows_to_batch(chunk)))  # as it crosses the pipe
+        b.add_batch(batch, [r["split"] for r in chunk], [row_nbytes(r) for r in chunk], [r["sample_id"] for r in chunk])
+    a.finish()
+    b.finish()
+    assert a.counts() == b.counts()
+    ra, rb = _read(a.folder), _read(b.folder)
+    assert ra.keys() == rb.keys() and len(ra) == 3
+    for name in ra:
+        assert ra[name][0] == rb[name][0], name  # same row groups
+        assert ra[name][1].equals(rb[name][1]), name
+        assert ra[name][2].equals(rb[name][2], check_metadata=True), name
+    if group_bytes == 9_000:
+        assert any(g < 7 for groups, *_ in ra.values() for g in groups[:-1])  # the byte cap did close groups
+
+
+def test_mixed_dict_and_batch_rows_keep_order(tmp_path):
+    rows = [dict(r, split="train") for r in _rows(20, seed=1)]
+    st = StagedSource(tmp_path, "s", tmp_path / "m")
+    st.folder.mkdir()
+    for r in rows[:5]:
+        st.add(r)
+    st.add_batch(rows_to_batch(rows[5:13]), ["train"] * 8, [row_nbytes(r) for r in rows[5:13]],
+                 [r["sample_id"] for r in rows[5:13]])
+    for r in rows[13:]:
+        st.add(r)
+    st.finish()
+    t = pq.read_table(next(st.folder.glob("train-*.parquet")))
+    assert t.column("sample_id").to_pylist() == [r["sample_id"] for r in rows]
+
+
+def test_one_and_two_processes_write_identical_tables(tmp_path):
+    get_adapter("bccd").fake(tmp_path / "raw" / "bccd", seed=4)
+    outs = {}
+    for k in (1, 2):
+        out = tmp_path / f"out{k}"
+        convert(["bccd"], tmp_path / "raw", out, ConvertOptions(num_proc=k, progress=False))
+        outs[k] = _read(out / "data" / "bccd")
+    assert outs[1].keys() == outs[2].keys() and outs[1]
+    for name in outs[1]:
+        assert outs[1][name][0] == outs[2][name][0]
+        assert outs[1][name][1].equals(outs[2][name][1])
+        assert outs[1][name][2].equals(outs[2][name][2], check_metadata=True)
+        assert outs[1][name][2].metadata[b"huggingface"] == ARROW_SCHEMA.metadata[b"huggingface"]
+
+
+def test_vectorised_box_keys_equal_per_row_keys():
+    rng = np.random.default_rng(0)
+    typ = ARROW_SCHEMA.field("objects").type
+    rows = []
+    for _ in range(300):
+        k = int(rng.integers(0, 5))
+        rows.append({"bbox": [[float(np.float32(rng.choice([0.25, 0.75, 1.25, 2.5, 1e6 + 0.25]) + rng.integers(0, 4) * 0.5))
+                               for _ in range(4)] for _ in range(k)],
+                     "category": [int(rng.integers(0, 50)) for _ in range(k)], "source_category": [""] * k,
+                     "bbox_source": [""] * k, "mask_rle": [""] * k, "attributes": [[] for _ in range(k)],
+                     "point": [[] for _ in range(k)]})
+    arr = pa.array(rows, type=typ)
+    expect = [_box_key(r["category"], r["bbox"]) for r in rows]
+    assert _box_keys(arr) == expect
+    assert _box_keys(arr.slice(11, 100)) == expect[11:111]  # offsets of a slice
