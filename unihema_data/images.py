@@ -88,19 +88,24 @@ def read_regular_file(path: Path | str, what: str = "file") -> bytes:
     """The bytes of ``path``, refusing anything that is not a regular file (a FIFO would block a
     plain ``read`` forever; a device could be endless): opened non-blocking, checked with
     ``fstat`` on the open descriptor (no race with a swap of the path). Raises
-    :class:`ImageDecodeError` naming the file."""
+    :class:`ImageDecodeError` naming the file. A sibling whose name differs only in case is a
+    :class:`~unihema_data.errors.CorruptInputError` naming both
+    (:func:`~unihema_data.formats.disk.refuse_case_twin`)."""
+    from .formats.disk import refuse_case_twin, show
+
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise ImageDecodeError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+        raise ImageDecodeError(f"{show(path)}: cannot read {what}: {e.strerror or e}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ImageDecodeError(f"{path}: not a regular file (a FIFO, device or socket); cannot read {what}")
+            raise ImageDecodeError(f"{show(path)}: not a regular file (a FIFO, device or socket); cannot read {what}")
+        refuse_case_twin(path, what)
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read()
     except OSError as e:
-        raise ImageDecodeError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+        raise ImageDecodeError(f"{show(path)}: cannot read {what}: {e.strerror or e}") from None
     finally:
         os.close(fd)
 
@@ -142,6 +147,30 @@ def image_from_bytes(data: bytes, name: str) -> StoredImage:
             struct.error, EOFError, zlib.error, MemoryError) as e:
         raise ImageDecodeError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
     return StoredImage(png, digest, width, height, fmt, True, flags)
+
+
+def check_pixel_file(data: bytes, name: str) -> None:
+    """Integrity checks of a pixel file that is decoded by its reader rather than stored (a mask):
+    the claimed size against the file size, PNG chunk CRCs and the exact length of the inflated
+    IDAT stream, a strict JPEG decode. A bit flip in a PNG mask therefore never decodes to other
+    mask values (a CRC or the zlib stream catches it); the reader's own full decode follows.
+    Raises :class:`ImageDecodeError` naming ``name``."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = (im.format or "").upper()
+            width, height = im.size
+            _check_claimed_size(fmt, width, height, len(im.getbands()), len(data), name)
+            if fmt == "PNG":
+                im.verify()
+        if fmt == "PNG":
+            _check_png_stream(data, name)
+        elif fmt == "JPEG":
+            _full_decode(fmt, data, width, height, name)
+    except ImageDecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            struct.error, EOFError, zlib.error, MemoryError) as e:
+        raise ImageDecodeError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
 
 
 #: largest plausible (decoded bytes) / (file bytes) per format, 10x above the best a real encoder
