@@ -160,3 +160,27 @@ def test_dropped_inverted_box_is_recorded_exactly(tmp_path):
              if f.startswith("inverted_box_dropped:")]
     values = [float(v) for f in flags for v in f.split(":", 2)[2].split(",")]
     assert float("12345678901234567890") in values
+
+
+def _break_photometric_tag(data: bytes) -> bytes:
+    """Give the TIFF's PhotometricInterpretation entry an invalid type (what one flipped bit in
+    the IFD did in the fuzz run): libtiff drops the tag with a warning, Pillow guesses the polarity."""
+    assert data[:2] == b"II"
+    ifd = int.from_bytes(data[4:8], "little")
+    n = int.from_bytes(data[ifd:ifd + 2], "little")
+    for k in range(n):
+        at = ifd + 2 + 12 * k
+        if int.from_bytes(data[at:at + 2], "little") == 262:
+            return data[:at + 2] + (0x43).to_bytes(2, "little") + data[at + 4:]
+    raise AssertionError("no PhotometricInterpretation tag")
+
+
+def test_tiff_mask_without_a_readable_polarity_tag_is_refused(tmp_path):
+    """Without tag 262 a bilevel mask decodes inverted (every pixel flipped) without an error."""
+    _fake(tmp_path, "all_idb1")
+    convert(["all_idb1"], tmp_path / "raw", tmp_path / "out", _opts())
+    mask = sorted((tmp_path / "raw" / "all_idb1").rglob("*_RBC.tif"))[0]
+    mask.write_bytes(_break_photometric_tag(mask.read_bytes()))
+    with pytest.raises(ImageDecodeError, match="PhotometricInterpretation"):
+        check_pixel_file(mask.read_bytes(), mask.name)
+    _refused(tmp_path, "all_idb1", mask.name)

@@ -22,7 +22,9 @@ the file) when it does not decode cleanly:
   *warnings* (bad Huffman code, premature end of data segment, extraneous bytes before a marker:
   what a bit flip in the entropy-coded data produces) into errors; Pillow only logs them and
   returns damaged pixels, even when the end-of-image marker is present;
-* GIF, WebP and everything re-encoded to PNG: a full Pillow decode.
+* GIF, WebP and everything re-encoded to PNG: a full Pillow decode; a TIFF without a readable
+  PhotometricInterpretation tag (which libtiff drops with a mere warning when a bit flip changes
+  its type) is refused, since its polarity would be guessed and the pixels could come out inverted.
 
 A bit flip that yields another *valid* coded value (e.g. a changed coefficient magnitude bit of a
 JPEG) is undetectable without a checksum and decodes to slightly different pixels; the stored
@@ -125,6 +127,7 @@ def image_from_bytes(data: bytes, name: str) -> StoredImage:
             width, height = im.size
             orientation = _orientation_from_info(im)  # header only: verify() must come before any load
             _check_claimed_size(fmt, width, height, len(im.getbands()), len(data), name)
+            _check_tiff_tags(im, name)
             if fmt in BROWSER_FORMATS:
                 im.verify()  # structural check (chunk CRCs for PNG)
         if fmt in BROWSER_FORMATS and (orientation in (None, 1) or fmt == "JPEG"):
@@ -149,6 +152,15 @@ def image_from_bytes(data: bytes, name: str) -> StoredImage:
     return StoredImage(png, digest, width, height, fmt, True, flags)
 
 
+def _check_tiff_tags(im, name: str) -> None:
+    """A TIFF whose PhotometricInterpretation tag (262, required by the spec) is absent or
+    unreadable (libtiff drops a tag of the wrong type with only a warning) is decoded with a
+    guessed polarity: a bilevel mask or a gray image comes out inverted. Refused instead."""
+    if (im.format or "").upper() == "TIFF" and 262 not in getattr(im, "tag_v2", {}):
+        raise ImageDecodeError(f"{name}: TIFF has no readable PhotometricInterpretation tag (262); "
+                               "whether 0 is black or white cannot be told (damaged or non-conforming file)")
+
+
 def check_pixel_file(data: bytes, name: str) -> None:
     """Integrity checks of a pixel file that is decoded by its reader rather than stored (a mask):
     the claimed size against the file size, PNG chunk CRCs and the exact length of the inflated
@@ -160,6 +172,7 @@ def check_pixel_file(data: bytes, name: str) -> None:
             fmt = (im.format or "").upper()
             width, height = im.size
             _check_claimed_size(fmt, width, height, len(im.getbands()), len(data), name)
+            _check_tiff_tags(im, name)
             if fmt == "PNG":
                 im.verify()
         if fmt == "PNG":
@@ -171,6 +184,16 @@ def check_pixel_file(data: bytes, name: str) -> None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             struct.error, EOFError, zlib.error, MemoryError) as e:
         raise ImageDecodeError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def read_pixel_file(path: Path | str, what: str = "mask file") -> bytes:
+    """Bytes of a pixel file an adapter decodes itself (a mask), read through the disk layer
+    (type and case-twin checks) and passed through :func:`check_pixel_file`."""
+    from .formats.disk import read_bytes, show
+
+    data = read_bytes(path, what)
+    check_pixel_file(data, show(path))
+    return data
 
 
 #: largest plausible (decoded bytes) / (file bytes) per format, 10x above the best a real encoder

@@ -75,7 +75,7 @@ class MD2019MalariaAdapter(ImageMaskPairAdapter):
         super().prepare(root)
         stages = root / "LifeStages.xlsx"
         self.report.info["life_stages"] = ("LifeStages.xlsx present, not converted (per-object stages need instances)"
-                                           if (stages.exists() or stages.is_symlink()) else "LifeStages.xlsx absent")
+                                           if disk.present(stages) else "LifeStages.xlsx absent")
 
     def records(self, root: Path) -> Iterator[FileRecord]:
         copies = 0

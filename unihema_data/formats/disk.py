@@ -138,6 +138,12 @@ def refuse_undecodable(path: Path | str, what: str = "file") -> None:
 _TWINS: dict[tuple[str, int, int], dict[str, tuple[str, ...]]] = {}
 
 
+def forget_listings() -> None:
+    """Drop the cached folder listings of :func:`case_twins` (the core calls it before each
+    conversion; the cache is also refreshed whenever a folder's mtime changes)."""
+    _TWINS.clear()
+
+
 def case_twins(path: Path | str) -> tuple[str, ...]:
     """Names of the entries of ``path``'s folder whose names equal ``path``'s name up to case
     (``path``'s own name included); empty when there is no such collision."""
@@ -396,5 +402,5 @@ __all__ = [
     "IMAGE_SUFFIXES", "JUNK_DIRS", "case_collisions", "decode_text", "image_size", "index_by_stem", "is_junk",
     "list_dir", "list_files", "read_bytes", "read_lines", "read_text", "rel", "require_regular", "show",
     "refuse_case_collisions", "subdirs", "walk_dirs", "walk_files", "case_twins", "refuse_case_twin",
-    "undecodable", "refuse_undecodable", "present",
+    "undecodable", "refuse_undecodable", "present", "forget_listings",
 ]
