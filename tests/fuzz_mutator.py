@@ -59,13 +59,16 @@ Every case must end in one of these outcomes, anything else is a failure:
                  sample whose row carries a ``clipped_box`` flag recording the native box, the
                  replaced value included: an out-of-range coordinate is clipped *and said*; or
                  whose ``inverted_box_dropped`` flag records it, with exactly that one box gone
-                 (:func:`dropped_one`: a documented skip policy, e.g. M5's inverted boxes).
+                 (:func:`dropped_one`: a documented skip policy, e.g. M5's inverted boxes); or
+                 (objects and object masks) whose ``clipped_polygon`` flag records it as a vertex
+                 extreme: a polygon reaching outside the image is rasterized clipped, and said.
 
 Owners (``less`` and ``flagged``): the samples a piece of text is about are those whose stem is
 the mutated file's stem, whose stem occurs in the removed text (or is named there through
 :data:`NAMED_BY`, an independent reading of a column such as BCCD-Kaggle's integer ``Image``
 ids), and the one sample image of the text file's own folder (erythrocytesIDB's
-``<n>/ground.csv`` next to ``<n>/source.jpg``).
+``<n>/ground.csv`` next to ``<n>/source.jpg``); for ``number``, also the sample named last before
+the replaced value (a CVAT ``<image name=...>`` above its polygons).
 
 ``bitflip``, ``extra_column`` and ``nul`` on text, ``fifo``, ``dangling_link`` and
 ``non_utf8_name`` accept only ``error`` or ``same`` (``same`` happens when the adapter reads
@@ -126,6 +129,7 @@ class Case:
     names: list[str]      # any of these in the error message names the file
     removed_text: str = ""  # delete_line / truncate / empty on text: what was removed
     number: Optional[str] = None  # number: the replacement literal
+    text_before: str = ""  # number: the file's text before the replaced value
     mutated_bytes: Optional[bytes] = None  # image mutations: the bytes now on disk
     sample_rel: Optional[str] = None  # the truth sample whose image is the target, if any
     root_rel: Optional[str] = None  # the target relative to the truth's root (None: outside it)
@@ -288,6 +292,7 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
         line_start = text.rfind("\n", 0, mt.start()) + 1
         line_end = text.find("\n", mt.end())
         case.removed_text = text[line_start: line_end if line_end >= 0 else len(text)]
+        case.text_before = text[:mt.start()]
         case.note = f"{mt.group()!r} -> {lit!r} at {mt.start()}"
         path.write_bytes((text[:mt.start()] + lit + text[mt.end():]).encode("utf-8"))
     elif k == "nul":
@@ -501,7 +506,8 @@ NAMED_BY = {"bccd_kaggle": _bccd_kaggle_names}
 def owners(case: Case, truth, sid: str = "") -> set[str]:
     """Samples the mutated text is about: same stem as the file, stem named in the removed text
     (directly, or through :data:`NAMED_BY`), or the one sample image of the text file's own folder
-    (a per-image annotation such as erythrocytesIDB's ``<n>/ground.csv`` next to ``<n>/source.jpg``)."""
+    (a per-image annotation such as erythrocytesIDB's ``<n>/ground.csv`` next to ``<n>/source.jpg``); for ``number``, also the sample named last before
+the replaced value (a CVAT ``<image name=...>`` above its polygons)."""
     stem = PurePosixPath(case.target).stem
     text = case.removed_text
     named = NAMED_BY[sid](text, case.original_bytes.decode("utf-8", "replace")) if sid in NAMED_BY and text else set()
@@ -510,6 +516,16 @@ def owners(case: Case, truth, sid: str = "") -> set[str]:
         s = PurePosixPath(rel).stem
         if s == stem or s in named or (text and re.search(rf"(?<![\w.-]){re.escape(s)}(?![\w-])", text)):
             out.add(rel)
+    if case.text_before:  # a replaced number belongs to the sample named last before it (a CVAT
+        # <image name=...> above its polygons, a VOC <filename> above its boxes)
+        last, at = None, -1
+        for rel in truth.samples:
+            s = PurePosixPath(rel).stem
+            for m in re.finditer(rf"(?<![\w.-]){re.escape(s)}(?![\w-])", case.text_before):
+                if m.start() > at:
+                    last, at = rel, m.start()
+        if last is not None:
+            out.add(last)
     if case.root_rel is not None and case.role == "text":
         folder = PurePosixPath(case.root_rel).parent
         same = [rel for rel in truth.samples if PurePosixPath(rel).parent == folder]
@@ -525,7 +541,7 @@ def flagged_value(row: dict, literal: str) -> bool:
     except ValueError:
         return False
     for f in row["qc_flags"]:
-        if f.startswith("clipped_box:"):
+        if f.startswith(("clipped_box:", "clipped_polygon:")):
             for v in f.split(":", 2)[2].split(","):
                 try:
                     if float(v) == want:
@@ -690,6 +706,9 @@ def judge_success(case: Case, diff: Diff, rows_by_rel: dict[str, dict], truth, a
             r, t = rows_by_rel[rel], truth.samples[rel]
             if fs == {"objects"} and (flagged_value(r, case.number or "") or dropped_one(r, t, case.number or "")):
                 continue
+            if fs <= {"objects", "object_masks"} and any(f.startswith("clipped_polygon:") for f in r["qc_flags"]) \
+                    and flagged_value(r, case.number or ""):
+                continue  # a polygon vertex moved outside the image: rasterized clipped, and said
             return "wrong", (f"{rel}: {sorted(fs)} changed without a clipped_box flag recording {case.number} "
                              "or an inverted_box_dropped flag for exactly the one changed box")
         return "flagged", ""

@@ -184,3 +184,35 @@ def test_tiff_mask_without_a_readable_polarity_tag_is_refused(tmp_path):
     with pytest.raises(ImageDecodeError, match="PhotometricInterpretation"):
         check_pixel_file(mask.read_bytes(), mask.name)
     _refused(tmp_path, "all_idb1", mask.name)
+
+
+@pytest.mark.parametrize("how", ["fifo", "non_utf8"] if hasattr(os, "mkfifo") else ["non_utf8"])
+def test_unreadable_first_class_name_file_is_refused_not_skipped(tmp_path, how):
+    """TXL-PBC's ``data.yaml`` is authoritative: when it is a FIFO or renamed to a non-UTF-8
+    name, the next class-name file must not silently take over (its order differs)."""
+    _fake(tmp_path, "txl_pbc")
+    convert(["txl_pbc"], tmp_path / "raw", tmp_path / "out", _opts())
+    yaml_file = next((tmp_path / "raw" / "txl_pbc").rglob("data.yaml"))
+    if how == "fifo":
+        yaml_file.unlink()
+        os.mkfifo(yaml_file)
+        _refused(tmp_path, "txl_pbc", "data.yaml")
+    else:
+        _refused(tmp_path, "txl_pbc", _to_non_utf8(yaml_file))
+
+
+def test_polygon_vertex_outside_the_image_is_flagged(tmp_path):
+    """A CVAT polygon vertex at -1 is rasterized clipped to the image, and the row says so with
+    the vertex extremes (as ``clipped_box`` does for boxes)."""
+    _fake(tmp_path, "rv_pbs")
+    xml = next((tmp_path / "raw" / "rv_pbs").rglob("NEUTROPHILS/annotations.xml"))
+    text = xml.read_text()
+    start = text.index('points="') + len('points="')
+    end = text.index(",", start)
+    xml.write_text(text[:start] + "-1" + text[end:])
+    convert(["rv_pbs"], tmp_path / "raw", tmp_path / "out", _opts())
+    rows = _rows(tmp_path / "out", "rv_pbs")
+    flags = [f for r in rows.values() for f in r["qc_flags"] if f.startswith("clipped_polygon:")]
+    assert len([f for f in flags if f.split(":", 2)[2].split(",")[0] == "-1"]) == 1
+    # the fake's polygon reaching past the right border was flagged before too
+    assert any(f.split(":", 2)[2].split(",")[2] == "170.25" for f in flags)

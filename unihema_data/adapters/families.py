@@ -359,7 +359,7 @@ class YoloAdapter(Adapter):
     # hooks
     def class_names(self, root: Path) -> list[str]:
         for f in (root / "data.yaml", root / self.labels_dir / "classes.txt", root / "classes.txt"):
-            if f.is_file():
+            if disk.present(f):  # a FIFO / renamed first choice is refused, never skipped for the next
                 return yolo.read_yaml_names(f) if f.suffix == ".yaml" else yolo.read_classes_txt(f)
         raise MissingInputError(f"{self.id}: no class-name file under {show(root)} (data.yaml or classes.txt)")
 
