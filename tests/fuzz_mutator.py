@@ -148,7 +148,24 @@ def file_role(rel: str, data: bytes) -> str:
         return "image"
     if "ImageSets" in p.parts or p.name.lower() in ("train.txt", "val.txt", "test.txt", "trainval.txt"):
         return "split_list"
-    return "text" if _is_text(data) else "binary"  # binary: npz arrays, spreadsheets (mutated bytewise)
+    return "text" if _text_encoding(data) else "binary"  # binary: npz arrays, spreadsheets (mutated bytewise)
+
+
+def _text_encoding(data: bytes) -> Optional[str]:
+    """``"utf-8"``, ``"latin-1"`` for a legacy 8-bit text file (Chula's label files hold a Latin-1
+    no-break space: printable bytes and whitespace only, no C1 controls), or None (binary). Only
+    ``truncate`` and ``empty`` are applied to a Latin-1 file (at line boundaries, as to any text);
+    the text kinds need UTF-8 (:func:`_is_text`)."""
+    if b"\x00" in data:
+        return None
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    if all(b >= 0x20 or b in (9, 10, 13) for b in data) and not any(0x7F <= b < 0xA0 for b in data):
+        return "latin-1"
+    return None
 
 
 def _is_text(data: bytes) -> bool:
@@ -210,10 +227,11 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
             new = data[:cut]
             case.mutated_bytes = new
         else:
-            text = data.decode("utf-8")
+            enc = _text_encoding(data) or "utf-8"
+            text = data.decode(enc)
             bounds = [0] + [m.end() for m in re.finditer("\n", text) if m.end() < len(text)]
             cut = rng.choice(bounds)
-            new = text[:cut].encode("utf-8")
+            new = text[:cut].encode(enc)
             case.removed_text = text[cut:]
         case.note = f"cut at {cut} of {len(data)}"
         path.write_bytes(new)
@@ -222,7 +240,7 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
         if case.role in ("image", "binary"):
             case.mutated_bytes = b""
         else:
-            case.removed_text = data.decode("utf-8", "replace")
+            case.removed_text = data.decode(_text_encoding(data) or "utf-8", "replace")
     elif k == "fifo":
         path.unlink()
         os.mkfifo(path)
