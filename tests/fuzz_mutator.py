@@ -50,23 +50,42 @@ Every case must end in one of these outcomes, anything else is a failure:
                  the split is the grouped fallback) or the sample missing altogether. Removing
                  text can only remove information about what it names; it can never change a
                  label, a box or a mask, or touch another sample.
+                 A mutated *mask* file (an image that is no sample's image) may change exactly
+                 one sample's semantic mask, and only at pixels where an independent OpenCV
+                 decode of the mutated file differs from one of the original
+                 (:func:`mask_change_is_local`): a JPEG coefficient bit decodes to other, valid
+                 mask pixels, which are converted faithfully.
 ``flagged``      (``number`` only) success where the only differences are objects of the owning
                  sample whose row carries a ``clipped_box`` flag recording the native box, the
-                 replaced value included: an out-of-range coordinate is clipped *and said*.
+                 replaced value included: an out-of-range coordinate is clipped *and said*; or
+                 whose ``inverted_box_dropped`` flag records it, with exactly that one box gone
+                 (:func:`dropped_one`: a documented skip policy, e.g. M5's inverted boxes); or
+                 (objects and object masks) whose ``clipped_polygon`` flag records it as a vertex
+                 extreme: a polygon reaching outside the image is rasterized clipped, and said.
 
-``bitflip``, ``extra_column`` and ``nul`` on text, ``fifo``, ``dangling_link``,
-``non_utf8_name`` and ``case_collide`` accept only ``error`` or ``same`` (``same`` happens when
-the adapter reads neither the original nor the mutated name, e.g. BCCD's ``trainval.txt``).
-``case_collide`` on an *image* accepts only ``error``: converting ``X.jpg`` next to ``X.JPG``
-without a word (either picked, or both kept as two samples) is the silent failure the issue is
-about, since the two cannot coexist on a case-insensitive file system.
+Owners (``less`` and ``flagged``): the samples a piece of text is about are those whose stem is
+the mutated file's stem, whose stem occurs in the removed text (or is named there through
+:data:`NAMED_BY`, an independent reading of a column such as BCCD-Kaggle's integer ``Image``
+ids), and the one sample image of the text file's own folder (erythrocytesIDB's
+``<n>/ground.csv`` next to ``<n>/source.jpg``); for ``number``, also the sample named last before
+the replaced value (a CVAT ``<image name=...>`` above its polygons).
+
+``bitflip``, ``extra_column`` and ``nul`` on text, ``fifo``, ``dangling_link`` and
+``non_utf8_name`` accept only ``error`` or ``same`` (``same`` happens when the adapter reads
+neither the original nor the mutated name, e.g. BCCD's ``trainval.txt``).
+``case_collide`` (a sibling ``x.JPG`` written next to ``X.jpg``) is judged by what the conversion
+opened (the test records every ``open`` with an audit hook): if it opened either file, only
+``error`` is correct, since which of the two is meant cannot be told (they cannot coexist on a
+case-insensitive file system) and the disk layer refuses any read of a file with a case twin;
+if it opened neither (junk such as PBC's ``.DS_*``, README previews, unannotated copies that are
+only counted), the collision is harmless and only ``same`` is correct.
 A bit flip in text is restricted to making the file invalid UTF-8 because a flip that turns a
 digit into another digit is a different, valid annotation that no reader can tell from the
 original; truncation of text is at line boundaries for the same reason (``0.2345`` cut to
 ``0.23`` is a valid number).
 
-Pending work of other branches is listed in ``PENDING`` (kind, file role) -> reason; the test
-marks a failing case of such a key ``xfail`` and nothing else.
+Pending work of other branches is listed in ``PENDING`` (kind, file role[, source]) -> reason;
+the test marks a failing case of such a key ``xfail`` and nothing else. It is empty.
 """
 from __future__ import annotations
 
@@ -90,34 +109,10 @@ IMAGE_KINDS = ("bitflip",)
 TEXT_KINDS = ("bitflip", "utf16", "bom", "crlf", "delete_line", "extra_column", "number", "nul")
 KINDS = tuple(dict.fromkeys(ANY_KINDS + IMAGE_KINDS + TEXT_KINDS))
 
-#: (mutation kind, file role) -> reason: cases that fail *only* because of work pending on other
-#: branches (adapter contract v2). The coordinator removes entries once that work is merged.
-PENDING: dict[tuple, str] = {
-    # (kind, role, source): the oracle has no independent reading for these, the adapters are not known wrong
-    ("delete_line", "text", "erythrocytesidb"): "oracle limit: a deleted ground.csv row is a valid smaller "
-                                                "annotation of a sample the file name does not name",
-    ("case_collide", "image", "wbcatt"): "known gap: the CSVs name each PBC image exactly; an unreferenced case "
-                                         "twin in the PBC tree is not read (converting pbc itself refuses it)",
-    ("case_collide", "image", "bccd_kaggle"): "known gap: labels.csv names each image by number; an unreferenced "
-                                              "case twin is not read",
-    ("case_collide", "image", "bionet"): "known gap: the unannotated Testing/validation copies are only counted; a "
-                                         "case twin among them is not read",
-    ("delete_line", "text", "bccd_kaggle"): "oracle limit: labels.csv rows name images by number, not by file stem",
-    ("non_utf8_name", "binary", "bloodmnist"): "known gap: an npz renamed to a non-UTF-8 name is passed over and "
-                                               "another resolution is converted (reported as skipped, not refused)",
-    ("bitflip", "image", "mp_idb"): "oracle limit: a bit flip in a JPEG mask can decode cleanly to other pixels, "
-                                    "which are then converted faithfully",
-    # Known gaps left after contract v2 was merged (issue 18 closing note): each is a case the
-    # disk layer reports in the run report or refuses, but not in the form this oracle demands.
-    ("non_utf8_name", "image"): "known gap: an image with a non-UTF-8 name is converted under an escaped "
-                                "sample id (reported, not refused)",
-    ("non_utf8_name", "split_list"): "known gap: a split list renamed to a non-UTF-8 name counts as absent, "
-                                     "its images fall back to the generated split",
-    ("fifo", "image"): "known gap: YOLO trees report a FIFO image as a label file without an image (the error "
-                       "names the label file, not the image)",
-    ("dangling_link", "image"): "known gap: YOLO trees report a dangling image link as a label file without an "
-                                "image (the error names the label file, not the image)",
-}
+#: (mutation kind, file role[, source]) -> reason: cases that fail *only* because of work pending
+#: on other branches. Empty: every former entry was fixed in the adapters / disk layer or made
+#: precise in the oracle (issue 18); add one only with a reason that is not a silent wrong output.
+PENDING: dict[tuple, str] = {}
 
 
 def pending_reason(kind: str, role: str, sid: str = "") -> Optional[str]:
@@ -134,8 +129,13 @@ class Case:
     names: list[str]      # any of these in the error message names the file
     removed_text: str = ""  # delete_line / truncate / empty on text: what was removed
     number: Optional[str] = None  # number: the replacement literal
+    text_before: str = ""  # number: the file's text before the replaced value
     mutated_bytes: Optional[bytes] = None  # image mutations: the bytes now on disk
     sample_rel: Optional[str] = None  # the truth sample whose image is the target, if any
+    root_rel: Optional[str] = None  # the target relative to the truth's root (None: outside it)
+    original_bytes: bytes = b""  # the target's bytes before the mutation
+    twin: Optional[Path] = None   # case_collide: the sibling written next to the target
+    path: Optional[Path] = None   # the target's absolute path
     note: str = ""
 
     def describe(self) -> str:
@@ -148,7 +148,24 @@ def file_role(rel: str, data: bytes) -> str:
         return "image"
     if "ImageSets" in p.parts or p.name.lower() in ("train.txt", "val.txt", "test.txt", "trainval.txt"):
         return "split_list"
-    return "text" if _is_text(data) else "binary"  # binary: npz arrays, spreadsheets (mutated bytewise)
+    return "text" if _text_encoding(data) else "binary"  # binary: npz arrays, spreadsheets (mutated bytewise)
+
+
+def _text_encoding(data: bytes) -> Optional[str]:
+    """``"utf-8"``, ``"latin-1"`` for a legacy 8-bit text file (Chula's label files hold a Latin-1
+    no-break space: printable bytes and whitespace only, no C1 controls), or None (binary). Only
+    ``truncate`` and ``empty`` are applied to a Latin-1 file (at line boundaries, as to any text);
+    the text kinds need UTF-8 (:func:`_is_text`)."""
+    if b"\x00" in data:
+        return None
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    if all(b >= 0x20 or b in (9, 10, 13) for b in data) and not any(0x7F <= b < 0xA0 for b in data):
+        return "latin-1"
+    return None
 
 
 def _is_text(data: bytes) -> bool:
@@ -202,6 +219,7 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
     rng = random.Random(f"{seed}:{case.index}:apply")
     path = raw_sid / case.target
     data = files[case.target]
+    case.original_bytes, case.path = data, path
     k = case.kind
     if k == "truncate":
         if case.role in ("image", "binary"):
@@ -209,10 +227,11 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
             new = data[:cut]
             case.mutated_bytes = new
         else:
-            text = data.decode("utf-8")
+            enc = _text_encoding(data) or "utf-8"
+            text = data.decode(enc)
             bounds = [0] + [m.end() for m in re.finditer("\n", text) if m.end() < len(text)]
             cut = rng.choice(bounds)
-            new = text[:cut].encode("utf-8")
+            new = text[:cut].encode(enc)
             case.removed_text = text[cut:]
         case.note = f"cut at {cut} of {len(data)}"
         path.write_bytes(new)
@@ -221,7 +240,7 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
         if case.role in ("image", "binary"):
             case.mutated_bytes = b""
         else:
-            case.removed_text = data.decode("utf-8", "replace")
+            case.removed_text = data.decode(_text_encoding(data) or "utf-8", "replace")
     elif k == "fifo":
         path.unlink()
         os.mkfifo(path)
@@ -239,6 +258,7 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
         else:
             twin.write_bytes(data + b"\n")
         case.names.append(other_name)
+        case.twin = twin
         case.note = f"sibling {other_name}"
     elif k == "non_utf8_name":
         stem, suffix = path.stem, path.suffix
@@ -290,6 +310,7 @@ def apply(case: Case, raw_sid: Path, files: dict[str, bytes], seed: int) -> None
         line_start = text.rfind("\n", 0, mt.start()) + 1
         line_end = text.find("\n", mt.end())
         case.removed_text = text[line_start: line_end if line_end >= 0 else len(text)]
+        case.text_before = text[:mt.start()]
         case.note = f"{mt.group()!r} -> {lit!r} at {mt.start()}"
         path.write_bytes((text[:mt.start()] + lit + text[mt.end():]).encode("utf-8"))
     elif k == "nul":
@@ -479,25 +500,59 @@ def objects_subset(r: dict, t, sid: str, tax) -> bool:
     return len(used) < len(t.boxes)
 
 
-def owners(case: Case, truth) -> set[str]:
+def _bccd_kaggle_names(removed: str, original: str) -> set[str]:
+    """``labels.csv`` rows name ``BloodImage_%05d.jpg`` by the integer in their ``Image`` column."""
+    lines = original.replace("\r\n", "\n").split("\n")
+    header = [c.strip() for c in lines[0].split(",")] if lines else []
+    if "Image" not in header:
+        return set()
+    k = header.index("Image")
+    out = set()
+    for ln in removed.replace("\r\n", "\n").split("\n"):
+        cells = ln.split(",")
+        if len(cells) > k and cells[k].strip().isascii() and cells[k].strip().isdigit():
+            out.add(f"BloodImage_{int(cells[k]):05d}")
+    return out
+
+
+#: sid -> (removed text, original text) -> stems the removed text names, for sources whose
+#: annotation lines name a sample by something other than its file stem (an independent reading
+#: of that column; the adapter's parser is not used)
+NAMED_BY = {"bccd_kaggle": _bccd_kaggle_names}
+
+
+def owners(case: Case, truth, sid: str = "") -> set[str]:
     """Samples the mutated text is about: same stem as the file (or the same once ``_`` is removed:
-    NLM PV annotation names drop the image name's ``_``), or stem named in the removed text; and
-    the single-cell rows cropped from such a sample (``group_id`` = that sample's path)."""
+    NLM PV annotation names drop the image name's ``_``), stem named in the removed text
+    (directly, or through :data:`NAMED_BY`), or the one sample image of the text file's own folder
+    (a per-image annotation such as erythrocytesIDB's ``<n>/ground.csv`` next to ``<n>/source.jpg``); for ``number``, also the sample named last before
+    the replaced value (a CVAT ``<image name=...>`` above its polygons); and the single-cell rows
+    cropped from any of those (``group_id`` = that sample's path)."""
     stem = PurePosixPath(case.target).stem
     text = case.removed_text
+    named = NAMED_BY[sid](text, case.original_bytes.decode("utf-8", "replace")) if sid in NAMED_BY and text else set()
     out = set()
     for rel in truth.samples:
         s = PurePosixPath(rel).stem
-        if s == stem or s.replace("_", "") == stem.replace("_", "") or (text and re.search(rf"(?<![\w.-]){re.escape(s)}(?![\w-])", text)):
+        if s == stem or s.replace("_", "") == stem.replace("_", "") or s in named or (
+                text and re.search(rf"(?<![\w.-]){re.escape(s)}(?![\w-])", text)):
             out.add(rel)
-    # a file alone with exactly one sample's image in its folder is that sample's annotation
-    # (erythrocytesIDB: <NN>erythrocytesIDB2/ground.csv next to source.jpg)
-    tdir = PurePosixPath(case.target).parent.as_posix()
-    same = [rel for rel in truth.samples if PurePosixPath(rel).parent.as_posix() not in ("", ".")
-            and (tdir == PurePosixPath(rel).parent.as_posix() or tdir.endswith("/" + PurePosixPath(rel).parent.as_posix()))]
-    if len(same) == 1:
-        out.add(same[0])
-    for rel, t in truth.samples.items():
+    if case.text_before:  # a replaced number belongs to the sample named last before it (a CVAT
+        # <image name=...> above its polygons, a VOC <filename> above its boxes)
+        last, at = None, -1
+        for rel in truth.samples:
+            s = PurePosixPath(rel).stem
+            for m in re.finditer(rf"(?<![\w.-]){re.escape(s)}(?![\w-])", case.text_before):
+                if m.start() > at:
+                    last, at = rel, m.start()
+        if last is not None:
+            out.add(last)
+    if case.root_rel is not None and case.role == "text":
+        folder = PurePosixPath(case.root_rel).parent
+        same = [rel for rel in truth.samples if PurePosixPath(rel).parent == folder]
+        if len(same) == 1:
+            out.add(same[0])
+    for rel, t in truth.samples.items():  # crops follow the field they were cut from
         if t.group_id in out and t.group_id != rel:
             out.add(rel)
     return out
@@ -510,7 +565,7 @@ def flagged_value(row: dict, literal: str) -> bool:
     except ValueError:
         return False
     for f in row["qc_flags"]:
-        if f.startswith("clipped_box:"):
+        if f.startswith(("clipped_box:", "clipped_polygon:")):
             for v in f.split(":", 2)[2].split(","):
                 try:
                     if float(v) == want:
@@ -518,6 +573,87 @@ def flagged_value(row: dict, literal: str) -> bool:
                 except ValueError:
                     continue
     return False
+
+
+def dropped_one(row: dict, t, literal: str) -> bool:
+    """A documented drop policy applied to exactly the mutated box: the row's
+    ``inverted_box_dropped:<i>:<xmin,ymin,xmax,ymax>`` flag records the replaced value, the other
+    three coordinates are the ground-truth box's (VOC corners of its COCO box), and the converted
+    objects are the ground truth's minus that one box (same order, categories, boxes within 0.5 px)."""
+    try:
+        want = float(literal)
+    except ValueError:
+        return False
+    objs = row["objects"]
+    got = list(zip(objs["source_category"], objs["bbox"]))
+    if len(got) != len(t.boxes) - 1:
+        return False
+    for f in row["qc_flags"]:
+        if not f.startswith("inverted_box_dropped:"):
+            continue
+        try:
+            native = [float(v) for v in f.split(":", 2)[2].split(",")]
+        except ValueError:
+            continue
+        if len(native) != 4 or want not in native:
+            continue
+        for j, (b, c) in enumerate(zip(t.boxes, t.categories)):
+            x, y, w, h = (float(v) for v in b)
+            corners = [(x, x + 1), (y, y + 1), (x + w, x + w - 1), (y + h, y + h - 1)]  # either VOC convention
+            same = sum(any(abs(n - c0) <= 0.5 for c0 in cands) for n, cands in zip(native, corners))
+            rest = [(str(cc), bb) for k, (bb, cc) in enumerate(zip(t.boxes, t.categories)) if k != j]
+            if same >= 3 and all(gc == rc and np.allclose(gb, rb, atol=0.5) for (gc, gb), (rc, rb) in zip(got, rest)):
+                return True
+    return False
+
+
+def _changed_pixels(before: bytes, after: bytes) -> Optional[np.ndarray]:
+    """(H, W) bool: where an independent decoder (OpenCV, colour and grayscale reads) sees the
+    mutated file differ from the original; None when either does not decode or the size changed."""
+    import cv2
+
+    out = None
+    for flag in (cv2.IMREAD_UNCHANGED, cv2.IMREAD_GRAYSCALE):
+        a = cv2.imdecode(np.frombuffer(before, np.uint8), flag)
+        b = cv2.imdecode(np.frombuffer(after, np.uint8), flag)
+        if a is None or b is None or a.shape != b.shape:
+            return None
+        d = a != b
+        d = d.any(axis=2) if d.ndim == 3 else d
+        out = d if out is None else (out | d)
+    return out
+
+
+def mask_change_is_local(case: Case, diff: Diff, rows_by_rel: dict[str, dict], truth, adapter, sid: str,
+                         tax) -> Optional[str]:
+    """``None`` when a mutated *mask* file (not a sample image) was converted faithfully: exactly
+    one sample's semantic mask differs from the ground truth, and only at pixels where the mutated
+    file itself decodes differently from the original (an independent OpenCV decode of both).
+    A mask rule that works pixel by pixel (values, a threshold) can change nothing else. Otherwise
+    the reason it is not."""
+    from unihema_data.masks import decode_semantic
+
+    if case.sample_rel is not None or case.role != "image":
+        return "the mutated file is a sample image"
+    if diff.missing or diff.extra or len(diff.fields) != 1:
+        return "more than one sample changed"
+    rel, fs = next(iter(diff.fields.items()))
+    if fs != {"mask"}:
+        return f"{sorted(fs)} changed, not only the mask"
+    changed = _changed_pixels(case.original_bytes, case.mutated_bytes or b"")
+    if changed is None:
+        return "an independent decoder cannot read the mutated mask"
+    r, t = rows_by_rel[rel], truth.samples[rel]
+    idx = decode_semantic(r["semantic_mask"]["bytes"])
+    back = {r["mask_classes"].index(tax.map_mask_class(sid, name)): v for v, name in adapter.mask_values.items()
+            if tax.map_mask_class(sid, name) in r["mask_classes"]}
+    native = np.vectorize(lambda i: back.get(i, -1))(idx)
+    if native.shape != changed.shape or native.shape != np.asarray(t.semantic_mask).shape:
+        return "the mask size changed"
+    outside = (native != np.asarray(t.semantic_mask)) & ~changed
+    if outside.any():
+        return f"{int(outside.sum())} mask pixels changed where the mask file did not"
+    return None
 
 
 def independent_pixels(data: bytes) -> Optional[np.ndarray]:
@@ -534,17 +670,28 @@ def independent_pixels(data: bytes) -> Optional[np.ndarray]:
     return arr
 
 
-def judge_success(case: Case, diff: Diff, rows_by_rel: dict[str, dict], truth, adapter, sid: str, tax) -> tuple[str, str]:
-    """Outcome name and, for a failure, why (see the module docstring)."""
+def judge_success(case: Case, diff: Diff, rows_by_rel: dict[str, dict], truth, adapter, sid: str, tax,
+                  opened: Optional[set[str]] = None) -> tuple[str, str]:
+    """Outcome name and, for a failure, why (see the module docstring). ``opened``: absolute
+    paths of every file opened during the conversion (an audit hook of the test)."""
     import hashlib
 
-    if case.kind == "case_collide" and case.role == "image":
-        return "wrong", f"two images whose names differ only in case ({', '.join(case.names)}) converted without a word"
+    if case.kind == "case_collide":
+        read = sorted(os.path.basename(p) for p in (case.path, case.twin)
+                      if p is not None and opened is not None and os.path.abspath(p) in opened)
+        if read:
+            return "wrong", (f"read {', '.join(read)} although its name differs only in case from a sibling's "
+                             f"({', '.join(case.names)}), without a word")
+        if opened is None and case.role == "image":
+            return "wrong", f"two images whose names differ only in case ({', '.join(case.names)}) converted without a word"
     if case.kind in ("case_collide", "non_utf8_name") and not diff.empty:
         return "wrong", f"converted without a word, differs from the truth: {diff}"
     if case.role in ("image", "binary") and case.mutated_bytes is not None:
         if not diff.empty:
-            return "wrong", f"image mutation changed annotations or samples: {diff}"
+            why = mask_change_is_local(case, diff, rows_by_rel, truth, adapter, sid, tax)
+            if why is None:
+                return "other_image", ""
+            return "wrong", f"image mutation changed annotations or samples: {diff} ({why})"
         r = rows_by_rel.get(case.sample_rel or "")
         if r is None:  # a mask or an image the adapter does not read: the truth must hold exactly
             return "same", ""
@@ -563,7 +710,7 @@ def judge_success(case: Case, diff: Diff, rows_by_rel: dict[str, dict], truth, a
         return "same", ""
     touched = diff.touched()
     if case.kind in ("delete_line", "truncate", "empty") and case.role not in ("image", "binary"):
-        own = owners(case, truth)
+        own = owners(case, truth, sid)
         if diff.extra or not touched <= own:
             return "wrong", f"removed text changed samples it does not name ({sorted(touched - own)}): {diff}"
         for rel, fs in diff.fields.items():
@@ -576,11 +723,17 @@ def judge_success(case: Case, diff: Diff, rows_by_rel: dict[str, dict], truth, a
                 return "wrong", f"{rel}: published split changed to {r['source_split']!r}"
         return "less", ""
     if case.kind == "number":
-        own = owners(case, truth)
+        own = owners(case, truth, sid)
         if diff.missing or diff.extra or not touched <= own:
             return "wrong", f"number mutation changed other samples: {diff}"
         for rel, fs in diff.fields.items():
-            if fs != {"objects"} or not flagged_value(rows_by_rel[rel], case.number or ""):
-                return "wrong", f"{rel}: {sorted(fs)} changed without a clipped_box flag recording {case.number}"
+            r, t = rows_by_rel[rel], truth.samples[rel]
+            if fs == {"objects"} and (flagged_value(r, case.number or "") or dropped_one(r, t, case.number or "")):
+                continue
+            if fs <= {"objects", "object_masks"} and any(f.startswith("clipped_polygon:") for f in r["qc_flags"]) \
+                    and flagged_value(r, case.number or ""):
+                continue  # a polygon vertex moved outside the image: rasterized clipped, and said
+            return "wrong", (f"{rel}: {sorted(fs)} changed without a clipped_box flag recording {case.number} "
+                             "or an inverted_box_dropped flag for exactly the one changed box")
         return "flagged", ""
     return "wrong", f"differs from the truth: {diff}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -52,6 +53,24 @@ FAILURES: list[str] = []
 
 class _Hang(BaseException):  # not Exception: code under test must not swallow it
     pass
+
+
+#: absolute paths of the files opened while a case converts (``None``: not recording). The
+#: oracle uses it to tell a case twin of a file the conversion *reads* (must be refused) from
+#: one of a file it never opens (harmless). Conversions run in this process (``num_proc=1``).
+_OPENED: dict[str, set | None] = {"paths": None}
+
+
+def _audit(event, args):
+    paths = _OPENED["paths"]
+    if paths is not None and event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        try:
+            paths.add(os.path.abspath(os.fsdecode(args[0])))
+        except Exception:  # noqa: BLE001 - an audit hook must never raise into the code under test
+            pass
+
+
+sys.addaudithook(_audit)
 
 
 def _alarm(signum, frame):
@@ -105,8 +124,10 @@ def test_fuzz_case(index, templates, tmp_path):
     fm.copy_tree(tpl["base"] / "out", tmp_path / "out")
     raw_sid, out = tmp_path / "raw" / sid, tmp_path / "out"
     prefix = tpl["prefix"] + "/" if tpl["prefix"] != "." else ""
-    if case.target.startswith(prefix) and case.target[len(prefix):] in truth.samples:
-        case.sample_rel = case.target[len(prefix):]
+    if case.target.startswith(prefix):
+        case.root_rel = case.target[len(prefix):]
+        if case.root_rel in truth.samples:
+            case.sample_rel = case.root_rel
     fm.apply(case, raw_sid, tpl["files"], SEED)
 
     outcome, why = _run(case, tmp_path, out, tpl, sid, adapter, truth)
@@ -126,6 +147,8 @@ def _run(case, tmp_path, out, tpl, sid, adapter, truth) -> tuple[str, str]:
     old = signal.signal(signal.SIGALRM, _alarm)
     limit = FIFO_SECONDS if case.kind == "fifo" else CASE_SECONDS
     signal.setitimer(signal.ITIMER_REAL, limit)
+    opened: set = set()
+    _OPENED["paths"] = opened
     try:
         convert([sid], tmp_path / "raw", out, ConvertOptions(num_proc=1, progress=False, overwrite=True))
     except ConversionError as e:
@@ -142,11 +165,12 @@ def _run(case, tmp_path, out, tpl, sid, adapter, truth) -> tuple[str, str]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         return "traceback", "".join(traceback.format_exception(type(e), e, e.__traceback__))[-1500:]
     finally:
+        _OPENED["paths"] = None
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     tax = load_taxonomy()
     diff, by_rel = fm.compare(sid, adapter, truth, _rows(out, sid), tax)
-    return fm.judge_success(case, diff, by_rel, truth, adapter, sid, tax)
+    return fm.judge_success(case, diff, by_rel, truth, adapter, sid, tax, opened)
 
 
 def test_every_adapter_and_kind_is_drawn():

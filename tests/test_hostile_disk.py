@@ -55,27 +55,39 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 # ------------------------------------------------------------------------------------ names
-def test_non_utf8_file_name_converts_and_fingerprints(tmp_path):
+def test_non_utf8_file_name_is_refused_naming_it(tmp_path):
+    """An image whose name is not UTF-8 is refused where it is listed, the error naming it
+    printably (it could neither be stored in a sample id nor matched against an annotation);
+    the fingerprint walk still handles it (no UnicodeEncodeError) and OUT is left unchanged."""
     truth = get_adapter("pbc").fake(tmp_path / "raw" / "pbc", seed=1)
+    convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts())
+    before = _snapshot(tmp_path / "out")
     src = next((truth.root / "basophil").glob("BA_*.jpg"))
     odd = Path(os.fsdecode(os.fsencode(str(truth.root / "basophil")) + b"/BA_\xff\xfe.jpg"))
     shutil.copy(src, odd)
-    a = get_adapter("pbc")
-    fp = fingerprint(a, truth.root, "{}", _opts())  # no UnicodeEncodeError
-    assert len(fp) == 64
-    rep = convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts(num_proc=2))[0]
-    rows = _rows(tmp_path / "out", "pbc")
-    assert rep.total == truth.num_images + 1
-    assert "pbc/basophil/BA_\\xff\\xfe.jpg" in rows  # printable, stable, unique
-    # a damaged file with such a name: the error names it (printable), no traceback in the CLI
-    odd.write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(CorruptInputError, match=r"BA_\\xff\\xfe\.jpg"):  # named, no UnicodeEncodeError
+        fingerprint(get_adapter("pbc"), truth.root, "{}", _opts())
     with pytest.raises(ConversionError) as ei:
         convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts(overwrite=True))
-    assert "BA_\\xff\\xfe.jpg" in str(ei.value)
+    assert "BA_\\xff\\xfe.jpg" in str(ei.value) and "not valid UTF-8" in str(ei.value)
     str(ei.value).encode("utf-8")  # printable
+    assert _snapshot(tmp_path / "out") == before
     res = CliRunner().invoke(app, ["convert", "pbc", "--raw-dir", str(tmp_path / "raw"), "--out", str(tmp_path / "out"),
                                    "--overwrite"])
     assert res.exit_code == 1 and "BA_\\xff\\xfe.jpg" in res.output and res.exception.__class__ is SystemExit
+    # junk keeps being junk whatever its name
+    odd.rename(Path(os.fsdecode(os.fsencode(str(truth.root / "basophil")) + b"/.DS_\xff.jpg")))
+    assert convert(["pbc"], tmp_path / "raw", tmp_path / "out", _opts(overwrite=True))[0].total == truth.num_images
+
+
+def test_split_list_with_non_utf8_name_is_refused(tmp_path):
+    """A split list renamed to a non-UTF-8 name is not taken as absent (every image of it would
+    silently fall back to the generated split): the error names it."""
+    truth = get_adapter("bccd").fake(tmp_path / "raw" / "bccd", seed=1)
+    main = next(truth.root.rglob("ImageSets/Main"))
+    os.rename(main / "train.txt", os.fsencode(str(main)) + b"/train\xe9.txt")
+    with pytest.raises(ConversionError, match=r"train\\xe9\.txt: file name is not valid UTF-8"):
+        convert(["bccd"], tmp_path / "raw", tmp_path / "out", _opts())
 
 
 def test_show_and_listing_never_raise_on_odd_names(tmp_path):

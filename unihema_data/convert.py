@@ -116,6 +116,7 @@ def convert_source(
     on_progress: Optional[Callable[[str, int], None]] = None,
 ) -> SourceReport:
     t0 = time.perf_counter()
+    disk.forget_listings()  # case-twin checks see the tree as it is now
     try:
         adapter = get_adapter(sid)
         adapter.allow_partial = options.allow_partial

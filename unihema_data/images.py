@@ -26,7 +26,9 @@ the file) when it does not decode cleanly:
   (where damage shows), only the IDCT, upsampling and colour conversion of full-size pixels are
   skipped; its output is the grey image the perceptual hash needs (:attr:`StoredImage.gray`), so
   a JPEG is decoded once per conversion, not twice;
-* GIF, WebP and everything re-encoded to PNG: a full Pillow decode.
+* GIF, WebP and everything re-encoded to PNG: a full Pillow decode; a TIFF without a readable
+  PhotometricInterpretation tag (which libtiff drops with a mere warning when a bit flip changes
+  its type) is refused, since its polarity would be guessed and the pixels could come out inverted.
 
 A bit flip that yields another *valid* coded value (e.g. a changed coefficient magnitude bit of a
 JPEG) is undetectable without a checksum and decodes to slightly different pixels; the stored
@@ -95,19 +97,24 @@ def read_regular_file(path: Path | str, what: str = "file") -> bytes:
     """The bytes of ``path``, refusing anything that is not a regular file (a FIFO would block a
     plain ``read`` forever; a device could be endless): opened non-blocking, checked with
     ``fstat`` on the open descriptor (no race with a swap of the path). Raises
-    :class:`ImageDecodeError` naming the file."""
+    :class:`ImageDecodeError` naming the file. A sibling whose name differs only in case is a
+    :class:`~unihema_data.errors.CorruptInputError` naming both
+    (:func:`~unihema_data.formats.disk.refuse_case_twin`)."""
+    from .formats.disk import refuse_case_twin, show
+
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise ImageDecodeError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+        raise ImageDecodeError(f"{show(path)}: cannot read {what}: {e.strerror or e}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ImageDecodeError(f"{path}: not a regular file (a FIFO, device or socket); cannot read {what}")
+            raise ImageDecodeError(f"{show(path)}: not a regular file (a FIFO, device or socket); cannot read {what}")
+        refuse_case_twin(path, what)
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read()
     except OSError as e:
-        raise ImageDecodeError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+        raise ImageDecodeError(f"{show(path)}: cannot read {what}: {e.strerror or e}") from None
     finally:
         os.close(fd)
 
@@ -127,6 +134,7 @@ def image_from_bytes(data: bytes, name: str) -> StoredImage:
             width, height = im.size
             orientation = _orientation_from_info(im)  # header only: verify() must come before any load
             _check_claimed_size(fmt, width, height, len(im.getbands()), len(data), name)
+            _check_tiff_tags(im, name)
             if fmt in BROWSER_FORMATS:
                 im.verify()  # structural check (chunk CRCs for PNG)
         if fmt in BROWSER_FORMATS and (orientation in (None, 1) or fmt == "JPEG"):
@@ -149,6 +157,50 @@ def image_from_bytes(data: bytes, name: str) -> StoredImage:
             struct.error, EOFError, zlib.error, MemoryError) as e:
         raise ImageDecodeError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
     return StoredImage(png, digest, width, height, fmt, True, flags)
+
+
+def _check_tiff_tags(im, name: str) -> None:
+    """A TIFF whose PhotometricInterpretation tag (262, required by the spec) is absent or
+    unreadable (libtiff drops a tag of the wrong type with only a warning) is decoded with a
+    guessed polarity: a bilevel mask or a gray image comes out inverted. Refused instead."""
+    if (im.format or "").upper() == "TIFF" and 262 not in getattr(im, "tag_v2", {}):
+        raise ImageDecodeError(f"{name}: TIFF has no readable PhotometricInterpretation tag (262); "
+                               "whether 0 is black or white cannot be told (damaged or non-conforming file)")
+
+
+def check_pixel_file(data: bytes, name: str) -> None:
+    """Integrity checks of a pixel file that is decoded by its reader rather than stored (a mask):
+    the claimed size against the file size, PNG chunk CRCs and the exact length of the inflated
+    IDAT stream, a strict JPEG decode. A bit flip in a PNG mask therefore never decodes to other
+    mask values (a CRC or the zlib stream catches it); the reader's own full decode follows.
+    Raises :class:`ImageDecodeError` naming ``name``."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = (im.format or "").upper()
+            width, height = im.size
+            _check_claimed_size(fmt, width, height, len(im.getbands()), len(data), name)
+            _check_tiff_tags(im, name)
+            if fmt == "PNG":
+                im.verify()
+        if fmt == "PNG":
+            _check_png_stream(data, name)
+        elif fmt == "JPEG":
+            _full_decode(fmt, data, width, height, name)
+    except ImageDecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            struct.error, EOFError, zlib.error, MemoryError) as e:
+        raise ImageDecodeError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def read_pixel_file(path: Path | str, what: str = "mask file") -> bytes:
+    """Bytes of a pixel file an adapter decodes itself (a mask), read through the disk layer
+    (type and case-twin checks) and passed through :func:`check_pixel_file`."""
+    from .formats.disk import read_bytes, show
+
+    data = read_bytes(path, what)
+    check_pixel_file(data, show(path))
+    return data
 
 
 #: largest plausible (decoded bytes) / (file bytes) per format, 10x above the best a real encoder

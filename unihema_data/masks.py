@@ -43,10 +43,12 @@ def read_native_mask(mask: Any, name: str = "", keep_rgb: bool = False) -> np.nd
     if isinstance(mask, np.ndarray):
         arr = mask
     else:
-        from .formats.disk import require_regular
+        from .formats.disk import read_bytes, show
+        from .images import check_pixel_file
 
-        require_regular(Path(mask), "mask file")
-        with Image.open(Path(mask)) as im:
+        data = read_bytes(Path(mask), "mask file")
+        check_pixel_file(data, show(Path(mask)))  # a flipped bit never decodes to other values
+        with Image.open(io.BytesIO(data)) as im:
             im.load()
             if im.mode == "P" and not keep_rgb:
                 arr = np.asarray(im)  # palette indices are the native values

@@ -438,8 +438,11 @@ def _load_instance_file(path: Path, colour: bool):
     from PIL import Image, UnidentifiedImageError
     from scipy import ndimage
 
+    from .images import check_pixel_file
+
     data = read_bytes(path, "mask file")
     try:
+        check_pixel_file(data, show(path))  # a flipped bit never decodes to other instances
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             if colour:

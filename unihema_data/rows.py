@@ -19,7 +19,7 @@ from .boxes import BoxFormat, clip_coco, native_degenerate, to_coco
 from .formats.disk import show
 from .images import ImageDecodeError
 from .neardup import image_phashes
-from .refs import MaskFileCache, decode_object_mask, load_image_ref, rgb_to_values
+from .refs import MaskFileCache, Polygon, decode_object_mask, load_image_ref, rgb_to_values
 from .prompts import task_prompt
 from .schema import attrs_to_list, empty_row
 from .splits import DEFAULT_SEED, grouped_split, normalize_split
@@ -142,6 +142,11 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
             if isinstance(m, np.ndarray) and m.shape != (H, W):
                 raise RowError(f"{ctx.source}: {where}: object {i} mask is {m.shape[1]}x{m.shape[0]}, image is {W}x{H}")
             rle = decode_object_mask(m, H, W, mask_files, f"{where}: object {i}") or ""
+            if isinstance(m, Polygon):  # vertices outside the image: rasterized clipped, and said
+                xs = [v for r in m.rings for v in r[0::2]]
+                ys = [v for r in m.rings for v in r[1::2]]
+                if min(xs) < 0 or min(ys) < 0 or max(xs) > W or max(ys) > H:
+                    flags.append(f"clipped_polygon:{i}:" + ",".join(_exact(v) for v in (min(xs), min(ys), max(xs), max(ys))))
             has_mask = True
         objs["mask_rle"].append(rle)
         circle = [float(v) for v in ob.circle] if getattr(ob, "circle", None) is not None else None

@@ -50,7 +50,9 @@ Text
     ``prompt``        e.g. "This image is for the detection of leukemia cells."; ``question``/``answer``
                       (VQA, question prefixed ``Q: ``); ``masked_text``/``target_text`` (MLM, T5 sentinels).
 Quality
-    ``qc_flags``      e.g. ``clipped_box``, ``zero_area_box``, ``degenerate_native_box``,
+    ``qc_flags``      e.g. ``clipped_box:<i>:<native box>``, ``clipped_polygon:<i>:<vertex extremes
+                      xmin,ymin,xmax,ymax>`` (a polygon reaching outside the image, rasterized clipped),
+                      ``inverted_box_dropped:<i>:<native box>``, ``zero_area_box``, ``degenerate_native_box``,
                       ``duplicate_of:<sample_id>``, ``near_duplicate_of:<sample_id>``,
                       ``label_conflict:<sample_id>:<its label>``, ``split_moved:<from>-><to>:<why>``
                       (see :mod:`unihema_data.integrity` for the split policy).

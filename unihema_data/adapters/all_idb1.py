@@ -37,6 +37,8 @@ images nor the ALL-IDB1 masks are in ``shared/real-samples``).
 """
 from __future__ import annotations
 
+import io
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +68,12 @@ def _files(folder: Path, pattern: re.Pattern, suffixes: tuple[str, ...]) -> list
 
 def read_binary(path: Path) -> np.ndarray:
     """A 1-bit or 8-bit {0,255} mask as a boolean array; other values are an error naming the file."""
-    disk.require_regular(path, "mask file")
+    from ..images import check_pixel_file
+
+    data = disk.read_bytes(path, "mask file")
     try:
-        with Image.open(path) as im:
+        check_pixel_file(data, disk.show(path))  # e.g. a TIFF whose polarity tag is unreadable
+        with Image.open(io.BytesIO(data)) as im:
             a = np.asarray(im)
     except (OSError, ValueError) as e:
         raise CorruptInputError(f"{disk.show(path)}: unreadable mask ({e})") from None

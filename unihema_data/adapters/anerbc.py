@@ -31,6 +31,8 @@ Evidence: research note ``datasets-segmentation.md`` section 11 (no real sample)
 """
 from __future__ import annotations
 
+import io
+
 import re
 from pathlib import Path
 from typing import Iterator
@@ -53,9 +55,10 @@ MIN_CONTRAST = 5.0
 def polarity(image: Path, mask: Path) -> tuple[np.ndarray, bool]:
     """``(mask values, inverted)``: the mask as 0/255 with cells = 0 (the convention), and whether
     the file had cells = 255. Raises :class:`CorruptInputError` naming the file."""
-    disk.require_regular(mask, "mask file")
+    from ..images import read_pixel_file
+
     try:
-        with Image.open(mask) as im:
+        with Image.open(io.BytesIO(read_pixel_file(mask))) as im:  # integrity-checked (PNG CRCs, TIFF tags)
             m = np.asarray(im.convert("L"))
         with Image.open(image) as im:
             g = np.asarray(im.convert("L"), dtype=np.float64)

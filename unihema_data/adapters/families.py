@@ -230,7 +230,7 @@ class VocAdapter(Adapter):
         by_stem: dict[str, str] = {}
         for split in self.split_names:
             f = folder / f"{split}.txt"
-            if not f.exists() and not f.is_symlink():
+            if not disk.present(f):  # a split list renamed to a non-UTF-8 name is refused, never "absent"
                 continue
             for lineno, line in disk.read_lines(f, "split list"):
                 stem = line.split()[0]
@@ -296,7 +296,7 @@ class VocAdapter(Adapter):
             x0, y0, x1, y1 = o.bbox
             if x1 < x0 or y1 < y0:  # dropped, said in the run report and on the row
                 notes.append(("skipped", rec.rel_path, f"object {i} ({o.name}) has xmax<xmin or ymax<ymin: {o.bbox}"))
-                flags.append(f"inverted_box_dropped:{i}:" + ",".join(f"{v:g}" for v in o.bbox))
+                flags.append(f"inverted_box_dropped:{i}:" + ",".join(_exact(v) for v in o.bbox))
             else:
                 kept.append(o)
         ann.objects = kept
@@ -326,6 +326,13 @@ class VocAdapter(Adapter):
                 yield from disk.list_files(folder)
 
 
+def _exact(v) -> str:
+    """Shortest text reading back as the same float (as ``clipped_box`` flags): the dropped box
+    is recoverable from the flag, ``12345678901234567890`` included."""
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
+
+
 # ============================================================================ YOLO
 @dataclass(frozen=True)
 class YoloRecord:
@@ -352,7 +359,7 @@ class YoloAdapter(Adapter):
     # hooks
     def class_names(self, root: Path) -> list[str]:
         for f in (root / "data.yaml", root / self.labels_dir / "classes.txt", root / "classes.txt"):
-            if f.is_file():
+            if disk.present(f):  # a FIFO / renamed first choice is refused, never skipped for the next
                 return yolo.read_yaml_names(f) if f.suffix == ".yaml" else yolo.read_classes_txt(f)
         raise MissingInputError(f"{self.id}: no class-name file under {show(root)} (data.yaml or classes.txt)")
 

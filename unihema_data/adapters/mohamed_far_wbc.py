@@ -34,6 +34,8 @@ is purple).
 """
 from __future__ import annotations
 
+import io
+
 import re
 from pathlib import Path
 from typing import Iterator
@@ -53,9 +55,10 @@ STEM_RE = re.compile(r"^BloodImage_\d{5}$")
 def rgba_mask_values(path: Path) -> tuple[np.ndarray, str]:
     """``(values in {0, 255}, rule)`` of an RGBA (or LA) nucleus mask; the rule is detected from
     the content (see the module docstring). Raises :class:`CorruptInputError` naming the file."""
-    disk.require_regular(path, "mask file")
+    from ..images import read_pixel_file
+
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(read_pixel_file(path))) as im:  # integrity-checked (PNG CRCs, TIFF tags)
             a = np.asarray(im.convert("RGBA"))
     except (OSError, ValueError) as e:
         raise CorruptInputError(f"{disk.show(path)}: unreadable mask ({e})") from None

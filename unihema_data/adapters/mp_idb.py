@@ -89,7 +89,7 @@ class MPIDBAdapter(ImageMaskPairAdapter):
         super().prepare(root)
         self.boxes: dict[str, list[tuple[int, str, tuple[float, ...]]]] = {}
         csv = root / CSV_REL
-        if not (csv.exists() or csv.is_symlink()):  # a FIFO / broken link is refused by read_csv, naming it
+        if not disk.present(csv):  # a FIFO / broken link is refused by read_csv, a non-UTF-8 rename by present()
             self.report.info["falciparum_csv"] = "absent (no per-parasite boxes)"
             return
         table = read_csv(csv, header_variants=(CSV_HEADER,))

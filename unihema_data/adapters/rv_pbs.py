@@ -97,13 +97,14 @@ class RvPbsAdapter(CvatXmlAdapter):
                 raise CorruptInputError(f"{disk.show(folder)}: unknown class folder {disk.show(folder.name)!r} "
                                         f"(expected one of {', '.join(FOLDERS)})")
             xml = folder / XML
-            if not xml.is_file():
+            if not disk.present(xml):  # a FIFO / dangling link is present: read_cvat refuses it naming it
                 raise MissingInputError(f"{disk.show(folder)}: {XML} is missing")
             _, present = disk.list_dir(folder, self.report, root)
             listed = set()
             for rec in self.read_cvat(root, xml, folder):
-                if not rec.image.is_file():
+                if not (rec.image.exists() or rec.image.is_symlink()):
                     raise MissingInputError(f"{disk.show(xml)}: image {disk.show(rec.image.name)} is missing")
+                disk.require_regular(rec.image, "image file")  # a FIFO / dangling link named as such
                 listed.add(rec.image.name)
                 shapes = tuple(s for s in rec.shapes if s[1] != BG)
                 bg += len(rec.shapes) - len(shapes)

@@ -97,8 +97,10 @@ class TXLPBCAdapter(YoloAdapter):
         files = [root / "data.yaml", root / "labels" / "classes.txt"]
         labels = root / "labels"
         if labels.is_dir():
-            files += [d / "classes.txt" for d in sorted(labels.iterdir()) if d.is_dir()]
-        return [f for f in files if f.is_file()]
+            files += [d / "classes.txt" for d in disk.subdirs(labels)]
+        # disk.present: a FIFO counts (its reader refuses it), a non-UTF-8 rename is refused; neither
+        # may silently hand authority to the next class-name file
+        return [f for f in files if disk.present(f)]
 
     def class_names(self, root: Path) -> list[str]:
         """The authoritative names, after checking every other class-name file agrees with them

@@ -56,6 +56,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from ..formats import disk
 from ..formats.csvfmt import CsvTable, read_csv, write_csv
 from .base import Adapter, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawSample
 from . import _synthetic as syn
@@ -152,7 +153,8 @@ class WBCAttAdapter(Adapter):
 
     def read_reannotations(self, root: Path) -> dict[str, dict[str, str]]:
         """``img_name`` -> second annotator's attribute values (empty when the file is absent)."""
-        found = [root / p for p in (REANNOTATION, REANNOTATION_FLAT) if (root / p).exists()]
+        # disk.present: a re-annotation file renamed to a non-UTF-8 name is refused, never "absent"
+        found = [root / p for p in (REANNOTATION, REANNOTATION_FLAT) if disk.present(root / p)]
         if len(found) > 1:
             raise CorruptInputError(f"{found[1]}: a second copy of the re-annotation file (also {found[0]}); keep one")
         if not found:

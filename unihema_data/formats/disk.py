@@ -20,7 +20,20 @@ What it guarantees, so that each adapter gets it for free:
 * **Case collisions are never resolved silently.** :func:`index_by_stem` refuses two candidate
   files for one key (``X.jpg`` and ``X.JPG``, or ``X.jpg`` and ``X.png``), naming both;
   :func:`case_collisions` lists names of a folder that differ only in case and
-  :func:`refuse_case_collisions` makes them an error naming both (every family does).
+  :func:`refuse_case_collisions` makes them an error naming both (every family does). The rule
+  behind it, enforced for every file *read* through this module (:func:`require_regular`, hence
+  :func:`read_bytes`, :func:`read_text`, :func:`image_size`, and the core's image and mask
+  reads): a file the conversion reads must not have a sibling whose name differs only in case
+  (:func:`refuse_case_twin`), whichever way the adapter found it (a listing, or a name taken
+  from an annotation). ``X.jpg`` next to ``x.JPG`` cannot coexist on a case-insensitive file
+  system, so which one the annotation means cannot be told. A case collision among files the
+  conversion never reads (a ``.DS_*`` junk file, a README preview) is harmless and not reported.
+* **File names that are not UTF-8 are refused where they are listed.** :func:`list_dir` (and
+  so :func:`list_files` and every family) raises a :class:`CorruptInputError` naming an entry
+  whose name is not valid UTF-8 (junk excepted): such a name can neither be stored in a sample
+  id nor matched against the annotation that was meant to name it (a renamed label file, split
+  list or image would otherwise be passed over or converted under an invented id). Discovery
+  (:func:`subdirs`) and the fingerprint walk (:func:`walk_files`) only look, and list them.
 
 Listings are sorted by the raw file-name bytes, so the order never depends on the file system.
 """
@@ -90,7 +103,8 @@ def file_kind(mode: int) -> str:
 
 
 def require_regular(path: Path | str, what: str = "file") -> os.stat_result:
-    """``os.stat`` of ``path`` after checking it is a regular file (links followed)."""
+    """``os.stat`` of ``path`` after checking it is a regular file (links followed) without a
+    sibling whose name differs only in case (:func:`refuse_case_twin`): every read goes through here."""
     path = Path(path)
     try:
         st = path.stat()
@@ -102,7 +116,69 @@ def require_regular(path: Path | str, what: str = "file") -> os.stat_result:
         raise CorruptInputError(f"{show(path)}: cannot access {what}: {e.strerror or e}") from None
     if not stat.S_ISREG(st.st_mode):
         raise CorruptInputError(f"{show(path)}: expected a regular {what}, found {file_kind(st.st_mode)}")
+    refuse_case_twin(path, what)
     return st
+
+
+def undecodable(name: str) -> bool:
+    """True when ``name`` (a str from :func:`os.fsdecode`) holds bytes that are not UTF-8."""
+    return any(0xDC80 <= ord(c) <= 0xDCFF for c in name)
+
+
+def refuse_undecodable(path: Path | str, what: str = "file") -> None:
+    """Error naming ``path`` when its last component is not valid UTF-8 (see the module docstring)."""
+    if undecodable(Path(path).name):
+        raise CorruptInputError(
+            f"{show(path)}: {what} name is not valid UTF-8; it can neither be matched against an annotation "
+            "nor stored in a sample id: rename it (e.g. `convmv -f latin1 -t utf8`)")
+
+
+#: folder -> case-colliding names of that folder, keyed by the folder's (path, inode, mtime):
+#: one listing per folder and process, refreshed whenever the folder changes
+_TWINS: dict[tuple[str, int, int], dict[str, tuple[str, ...]]] = {}
+
+
+def forget_listings() -> None:
+    """Drop the cached folder listings of :func:`case_twins` (the core calls it before each
+    conversion; the cache is also refreshed whenever a folder's mtime changes)."""
+    _TWINS.clear()
+
+
+def case_twins(path: Path | str) -> tuple[str, ...]:
+    """Names of the entries of ``path``'s folder whose names equal ``path``'s name up to case
+    (``path``'s own name included); empty when there is no such collision."""
+    path = Path(path)
+    folder = path.parent
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return ()
+    key = (os.fspath(folder), st.st_ino, st.st_mtime_ns)
+    groups = _TWINS.get(key)
+    if groups is None:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return ()
+        by_fold: dict[str, list[str]] = {}
+        for n in names:
+            by_fold.setdefault(n.casefold(), []).append(n)
+        groups = {k: tuple(sorted(v, key=os.fsencode)) for k, v in by_fold.items() if len(v) > 1}
+        if len(_TWINS) > 4096:
+            _TWINS.clear()
+        _TWINS[key] = groups
+    return groups.get(path.name.casefold(), ()) if groups else ()
+
+
+def refuse_case_twin(path: Path | str, what: str = "file") -> None:
+    """Error naming both files when ``path`` (about to be read) has a sibling whose name differs
+    only in case: which of the two an annotation means cannot be told."""
+    twins = case_twins(path)
+    if len(twins) > 1:
+        raise CorruptInputError(
+            f"{show(path)}: {what} has a sibling whose name differs only in case: "
+            + ", ".join(show(n) for n in twins) + "; which one is meant cannot be told (they cannot coexist on a "
+            "case-insensitive file system): remove one")
 
 
 def read_bytes(path: Path | str, what: str = "file") -> bytes:
@@ -180,11 +256,14 @@ def list_dir(
     root: Optional[Path] = None,
     keep_junk: bool = False,
     strict: bool = True,
+    check_names: bool = True,
 ) -> tuple[list[Path], list[Path]]:
     """``(sub-folders, regular files)`` of ``folder``, sorted; junk left out and recorded in
     ``report`` (``skipped``; paths relative to ``root`` when given). A FIFO, socket or device
     (where a file is expected) is a :class:`CorruptInputError` and a dangling link a
-    :class:`MissingInputError`, both naming the entry: nothing ever opens them."""
+    :class:`MissingInputError`, both naming the entry: nothing ever opens them. An entry whose
+    name is not valid UTF-8 is a :class:`CorruptInputError` naming it (unless
+    ``check_names``, which discovery and the fingerprint walk turn off; see the module docstring)."""
     dirs, files = [], []
     base = root if root is not None else folder
     for e in _scandir(folder):
@@ -193,6 +272,8 @@ def list_dir(
         kind, mode = _entry_kind(e)
         if not strict and kind in ("special", "dangling"):
             continue  # discovery: looking is not reading
+        if why is None and check_names and undecodable(e.name):
+            refuse_undecodable(p, "folder" if kind == "dir" else "file")
         if why is None and kind == "special":
             raise CorruptInputError(f"{show(p)}: expected a regular file or folder, found {file_kind(mode)}")
         if why is None and kind == "dangling":
@@ -203,6 +284,19 @@ def list_dir(
             continue
         (dirs if kind == "dir" else files).append(p)
     return dirs, files
+
+
+def present(path: Path | str) -> bool:
+    """Whether an optional file of fixed name (a split list, a box CSV) is there. A FIFO or a
+    dangling link counts as present (its reader refuses it, naming it). When it is absent, its
+    folder is looked at first: an entry there whose name is not UTF-8 may be this very file,
+    renamed, so it is an error naming that entry rather than a silent "absent"."""
+    p = Path(path)
+    if p.exists() or p.is_symlink():
+        return True
+    if p.parent.is_dir():
+        list_dir(p.parent, strict=False)
+    return False
 
 
 def list_files(folder: Path, suffixes: Optional[Iterable[str]] = None, report: Optional["RunReport"] = None,
@@ -228,7 +322,7 @@ def subdirs(folder: Path) -> list[Path]:
     """Visible sub-folders of ``folder`` (no error when it cannot be listed; special files
     are ignored here: discovery only looks, the parsers refuse them)."""
     try:
-        return list_dir(folder, strict=False)[0]
+        return list_dir(folder, strict=False, check_names=False)[0]
     except (MissingInputError, CorruptInputError):
         return []
 
@@ -252,7 +346,7 @@ def walk_files(root: Path, report: Optional["RunReport"] = None) -> Iterator[Pat
     while stack:
         folder = stack.pop()
         try:
-            dirs, files = list_dir(folder, report, root)
+            dirs, files = list_dir(folder, report, root, check_names=False)
         except (MissingInputError, CorruptInputError):
             continue
         yield from files
@@ -307,5 +401,6 @@ def image_size(path: Path) -> tuple[int, int]:
 __all__ = [
     "IMAGE_SUFFIXES", "JUNK_DIRS", "case_collisions", "decode_text", "image_size", "index_by_stem", "is_junk",
     "list_dir", "list_files", "read_bytes", "read_lines", "read_text", "rel", "require_regular", "show",
-    "refuse_case_collisions", "subdirs", "walk_dirs", "walk_files",
+    "refuse_case_collisions", "subdirs", "walk_dirs", "walk_files", "case_twins", "refuse_case_twin",
+    "undecodable", "refuse_undecodable", "present", "forget_listings",
 ]

@@ -26,7 +26,8 @@ MAX_MIDTONE_FRACTION = 0.05
 def read_gray(path: Path) -> np.ndarray:
     """Luminance of a mask file. A JPEG is decoded strictly (libjpeg-turbo via ``simplejpeg``,
     ``strict=True``, as the core does for images): damaged entropy data, which would decode to a
-    plausible but wrong mask, is an error naming the file. Other formats go through Pillow."""
+    plausible but wrong mask, is an error naming the file. Other formats go through Pillow after
+    :func:`unihema_data.images.check_pixel_file` (PNG chunk CRCs and stream length)."""
     path = Path(path)
     disk.require_regular(path, "mask file")
     data = disk.read_bytes(path, "mask file")
@@ -35,6 +36,9 @@ def read_gray(path: Path) -> np.ndarray:
             import simplejpeg
 
             return simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True)[..., 0]
+        from ..images import check_pixel_file
+
+        check_pixel_file(data, disk.show(path))  # PNG chunk CRCs / stream length: no silent bit flip
         with Image.open(io.BytesIO(data)) as im:
             return np.asarray(im.convert("L"))
     except (OSError, ValueError) as e:

@@ -221,12 +221,12 @@ def label_files(folder: Path, report=None, root: Optional[Path] = None) -> list[
 
 
 def _images_in(folder: Path, report=None, root: Optional[Path] = None) -> list[Path]:
-    try:
-        _dirs, files = disk.list_dir(folder, report, root or folder)
-    except CorruptInputError:
+    """Image files of ``folder`` (none when it does not exist). A FIFO, socket or dangling link
+    among them is an error naming *it* (never swallowed: the image would otherwise vanish and
+    its label file be reported as the culprit)."""
+    if not folder.is_dir():
         return []
-    except Exception:  # noqa: BLE001 - a missing folder has no images
-        return []
+    _dirs, files = disk.list_dir(folder, report, root or folder)
     return [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
