@@ -39,6 +39,7 @@ from a parent source's images) follow their parent row's split and resolution fl
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -184,31 +185,62 @@ class _UnionFind:
             self.p[max(ra, rb)] = min(ra, rb)
 
 
+@dataclass(frozen=True)
+class _RowLoc:
+    file: Path
+    index: int
+
+
 class _ImageFetcher:
     """Image (and semantic mask) bytes of a row, reading only its row group's column (row groups
     hold <= 100 rows / 32 MiB), with a small cache."""
 
-    def __init__(self, max_cached: int = 32) -> None:
+    def __init__(self, max_cached: int = 32, max_open: int = 16) -> None:
         self._cache: dict[tuple[Path, int, str], list] = {}
         self._starts: dict[Path, list[int]] = {}
+        self._files: dict[Path, pq.ParquetFile] = {}  # open shards: parsing a footer costs more than a read
         self._max = max_cached
+        self._max_open = max_open
 
-    def _value(self, f: Path, index: int, col: str):
+    def _file(self, f: Path) -> pq.ParquetFile:
+        pf = self._files.pop(f, None)
+        if pf is None:
+            if len(self._files) >= self._max_open:
+                self._files.pop(next(iter(self._files))).close()
+            pf = pq.ParquetFile(f)
+        self._files[f] = pf  # most recently used last
+        return pf
+
+    def row_group(self, r: "_Row") -> tuple[Path, int]:
+        """(shard, row group) holding row ``r``: the locality key confirmations are ordered by."""
+        f = r.file
         if f not in self._starts:
-            meta = pq.ParquetFile(f).metadata
+            meta = self._file(f).metadata
             starts, n = [], 0
             for g in range(meta.num_row_groups):
                 starts.append(n)
                 n += meta.row_group(g).num_rows
             self._starts[f] = starts
-        starts = self._starts[f]
-        g = max(k for k, s0 in enumerate(starts) if s0 <= index)
+        return f, bisect.bisect_right(self._starts[f], r.index) - 1
+
+    def _value(self, f: Path, index: int, col: str):
+        g = self.row_group_of(f, index)
         key = (f, g, col)
         if key not in self._cache:
             if len(self._cache) >= self._max:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = pq.ParquetFile(f).read_row_group(g, columns=[col]).column(col).to_pylist()
-        return self._cache[key][index - starts[g]]
+            self._cache[key] = self._file(f).read_row_group(g, columns=[col]).column(col).to_pylist()
+        return self._cache[key][index - self._starts[f][g]]
+
+    def row_group_of(self, f: Path, index: int) -> int:
+        if f not in self._starts:
+            self.row_group(_RowLoc(f, index))
+        return bisect.bisect_right(self._starts[f], index) - 1
+
+    def close(self) -> None:
+        for pf in self._files.values():
+            pf.close()
+        self._files.clear()
 
     def image(self, r: _Row) -> bytes:
         return self._value(r.file, r.index, "image")["bytes"]
@@ -268,6 +300,9 @@ def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out:
         cache = neardup.DecisionCache(out)
         pairs = neardup.candidate_pairs([rows[i].phash for i in reps])
         plan.candidates = len(pairs)
+        # confirm in shard/row-group order: each row group is read once per run of pairs, not per pair
+        loc = {i: fetch.row_group(rows[reps[i]]) for i in {k for a, b, _ in pairs for k in (a, b)}}
+        pairs.sort(key=lambda p: (str(loc[p[0]][0]), loc[p[0]][1], str(loc[p[1]][0]), loc[p[1]][1], p))
         for a, b, mode in pairs:
             if uf.find(reps[a]) == uf.find(reps[b]):
                 continue  # already one group (transitively): no need to look at the pixels
@@ -358,6 +393,7 @@ def resolve(folders: dict[str, Path], derived: dict[str, tuple[Path, str]], out:
                 new = (psplit, keep + [fl for fl in pflags if is_resolution_flag(fl)])
                 if (split, list(flags)) != new:
                     plan.updates.setdefault(src, {})[sid] = new
+    fetch.close()
     return plan
 
 
