@@ -82,3 +82,19 @@ def test_bad_input(tmp_path):
     (truth.root / "NEUTROPHILS" / "IMG_3001.jpg").unlink()
     with pytest.raises(ConversionError, match="image IMG_3001.jpg is missing"):
         _convert(tmp_path, "out3")
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_non_finite_polygon_coordinate_is_an_error_naming_the_xml(tmp_path, value):
+    """Fuzz seed 18 on 49 adapters, case 678: a polygon coordinate replaced by ``inf`` crashed the
+    crop-box computation with an OverflowError traceback."""
+    import re
+
+    truth = get_adapter(SID).fake(tmp_path / "raw" / SID, seed=2)
+    xml = truth.root / "NEUTROPHILS" / "annotations.xml"
+    text = xml.read_text()
+    m = re.search(r'points="([0-9.]+)', text)
+    xml.write_text(text[:m.start(1)] + value + text[m.end(1):])
+    with pytest.raises(ConversionError, match=r"annotations.xml: image .*<polygon> has bad coordinates"):
+        _convert(tmp_path, "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.parquet"))

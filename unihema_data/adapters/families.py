@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -704,8 +705,11 @@ class CvatXmlAdapter(Adapter):
                         coords = tuple(float(v) for pt in sh.get("points", "").split(";") for v in pt.split(","))
                     else:
                         continue
+                    if not all(math.isfinite(c) for c in coords):
+                        raise ValueError("not finite")
                 except (TypeError, ValueError):
-                    raise CorruptInputError(f"{show(path)}: image {name!r}: <{sh.tag}> has bad coordinates") from None
+                    raise CorruptInputError(f"{show(path)}: image {name!r}: <{sh.tag}> has bad coordinates "
+                                            f"(not finite numbers)") from None
                 shapes.append((sh.tag, sh.get("label", ""), coords))
             file = images / name
             try:
