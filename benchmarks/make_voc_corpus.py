@@ -72,13 +72,28 @@ def _layout(rng: np.random.Generator, n: int, w: int, h: int, lo: int, hi: int) 
     return syn.random_boxes(rng, w, h, len(kinds), lo=lo, hi=hi), kinds
 
 
-def _render(rng: np.random.Generator, noise: np.ndarray, boxes: list, kinds: list, over: bool) -> np.ndarray:
+def _shading(rng: np.random.Generator, h: int, w: int, amplitude: float = 24.0) -> np.ndarray:
+    """A smooth random illumination field (a 4x4 grid of offsets, bicubically upsampled), as
+    uneven lighting across a field gives. Used by ``small``: 160x120 smears of a few cells on the
+    same pale background are otherwise alike to a 64-bit perceptual hash (its 8x8 low
+    frequencies), and at 50k images the near-duplicate candidates to confirm grew faster than
+    linearly, which real fields of view, and this corpus's purpose (memory, not near-duplicate
+    confirmation), do not call for."""
+    grid = rng.normal(0.0, amplitude, size=(4, 4)).astype(np.float32)
+    field = np.asarray(Image.fromarray(grid, "F").resize((w, h), Image.Resampling.BICUBIC))
+    return np.rint(field)[..., None].astype(np.int16)
+
+
+def _render(rng: np.random.Generator, noise: np.ndarray, boxes: list, kinds: list, over: bool,
+            shading: bool = False) -> np.ndarray:
     """One ellipse per box (WBCs get a nucleus) on the pale background, with a rolled noise field
     under the cells (``over=False``: a smear's background grain) or over the whole frame
     (``over=True``: camera sensor noise, cells included)."""
     h, w = noise.shape[:2]
     field = np.roll(noise, (int(rng.integers(0, h)), int(rng.integers(0, w))), axis=(0, 1))
     bg = np.broadcast_to(BASE, field.shape) if over else BASE + field
+    if shading:
+        bg = bg + _shading(rng, h, w)
     im = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(im)
     for (x, y, bw, bh), kd in zip(boxes, kinds):
@@ -116,7 +131,8 @@ def make_corpus(out: Path | str, n: int = 2000, seed: int = 0, pool_size: int = 
         else:
             boxes, kinds = _layout(rng, int(rng.integers(5, 26)), w, h, 20, 110)
             quality = int(rng.integers(86, 94))
-        arr = _render(rng, pool[int(rng.integers(0, len(pool)))], boxes, kinds, over=kind == "noisy")
+        arr = _render(rng, pool[int(rng.integers(0, len(pool)))], boxes, kinds, over=kind == "noisy",
+                      shading=kind == "small")
         buf = io.BytesIO()
         Image.fromarray(arr, "RGB").save(buf, format="JPEG", quality=quality)
         data = buf.getvalue()

@@ -202,3 +202,19 @@ def test_unmapped_label_fails_loudly(tmp_path):
     msg = str(ei.value)
     assert "Megakaryocyte-ish" in msg and "bccd" in msg and xml.name in msg
     assert not all_parquet_files(tmp_path / "out")
+
+
+def test_every_adapter_module_is_named_after_its_id_and_loads_alone():
+    """``get_adapter(id)`` imports ``unihema_data/adapters/<id>.py`` alone (a conversion does not
+    import the other adapters); that needs every adapter's module to carry its id."""
+    import subprocess
+    import sys
+
+    from unihema_data.adapters import REGISTRY
+
+    for sid in adapter_ids():
+        assert REGISTRY[sid].__module__ == f"unihema_data.adapters.{sid}"
+    code = ("import sys; from unihema_data.adapters import get_adapter; a = get_adapter('bccd'); "
+            "mods = sorted(m for m in sys.modules if m.startswith('unihema_data.adapters.')); print(a.id, mods)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("bccd ") and "unihema_data.adapters.pbc'" not in out and "adapters.txl_pbc" not in out, out

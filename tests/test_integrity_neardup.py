@@ -185,3 +185,35 @@ def test_committed_near_duplicates_validate_and_a_near_leak_is_reported(tmp_path
         commit(out, {"b": leak}, manifest)
     rep = validate(out)
     assert not rep.ok and "is a near-duplicate of a/c9.jpg (test)" in rep.summary()
+
+
+def _imagehash_hex(img: Image.Image) -> str:
+    import imagehash
+
+    h = imagehash.phash(img, hash_size=neardup.HASH_SIZE)
+    return np.packbits(np.asarray(h.hash, dtype=bool).ravel()).tobytes().hex()
+
+
+def test_phash_hex_is_imagehash_phash_bit_for_bit():
+    """``neardup.phash_hex`` replaces ``imagehash.phash`` for speed; stored hashes must not change:
+    noise, smooth gradients, flat images (every AC coefficient ~0: the median tie case), tiny and
+    odd-sized images, and the real PBC samples when present."""
+    rng = np.random.default_rng(5)
+    images = [Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L")
+              for h, w in [(64, 64), (60, 80), (97, 131), (5, 3), (1, 1), (300, 200)]]
+    yy, xx = np.mgrid[0:90, 0:120]
+    images.append(Image.fromarray(((xx * 2 + yy) % 256).astype(np.uint8), "L"))
+    images += [Image.fromarray(np.full((70, 70), v, np.uint8), "L") for v in (0, 37, 255)]
+    images += [syn_img.convert("L") for syn_img in _smear_images(rng, 20)]
+    real = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
+    for p in sorted(real.glob("*/**/*.jpg"))[:40]:
+        with Image.open(p) as im:
+            images.append(im.convert("L"))
+    for img in images:
+        assert neardup.phash_hex(img) == _imagehash_hex(img), img.size
+
+
+def _smear_images(rng, n):
+    for k in range(n):
+        arr = rng.normal(180, 30 + k, (120, 160, 3)).clip(0, 255).astype(np.uint8)
+        yield Image.fromarray(arr, "RGB")

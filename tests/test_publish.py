@@ -262,6 +262,32 @@ def test_croissant_is_valid(corpus, tmp_path):
     assert validate_croissant(bad)
 
 
+def test_croissant_checksums_are_the_shards_hashed_while_written(tmp_path, monkeypatch):
+    """Shards are sha256-hashed as they are written (not read back for the Croissant file): the
+    checksums equal the files' hashes, and the card step opens no shard to hash it."""
+    import builtins
+    import hashlib
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    get_adapter("pbc").fake(raw / "pbc", seed=2)
+    opened = []
+    real_open = builtins.open
+
+    def spy(file, mode="r", *a, **k):
+        if str(file).endswith(".parquet") and "r" in mode and "data" in Path(str(file)).parts:
+            opened.append(str(file))
+        return real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr("unihema_data.croissant.open", spy, raising=False)
+    convert(["pbc"], raw, out, ConvertOptions(num_proc=2, progress=False))
+    assert opened == []
+    doc = json.loads((out / "croissant.json").read_text())
+    files = [d for d in doc["distribution"] if d["@type"] == "cr:FileObject" and d["contentUrl"].endswith(".parquet")]
+    assert files
+    for d in files:
+        assert d["sha256"] == hashlib.sha256((out / d["contentUrl"]).read_bytes()).hexdigest(), d["contentUrl"]
+
+
 # -------------------------------------------------------------------------------- staging / dry run
 
 

@@ -33,8 +33,8 @@ class BoxFormat(str, Enum):
 
 def to_coco(box: Sequence[float], fmt: BoxFormat | str, width: int, height: int) -> list[float]:
     """Convert one native box to COCO ``[x, y, w, h]`` absolute pixels."""
-    fmt = BoxFormat(fmt)
-    a, b, c, d = (float(v) for v in box)
+    fmt = fmt if type(fmt) is BoxFormat else BoxFormat(fmt)
+    a, b, c, d = map(float, box)
     if fmt is BoxFormat.VOC:
         return [a - 1.0, b - 1.0, c - a + 1.0, d - b + 1.0]
     if fmt is BoxFormat.XYXY:
@@ -55,8 +55,8 @@ def native_degenerate(box: Sequence[float], fmt: BoxFormat | str) -> bool:
     """True when a native box has zero width or height *in its own convention*, before the
     conversion to COCO (e.g. a VOC box with ``xmin == xmax``, which the inclusive convention
     turns into a 1 px wide box): such boxes are kept and flagged ``degenerate_native_box``."""
-    fmt = BoxFormat(fmt)
-    a, b, c, d = (float(v) for v in box)
+    fmt = fmt if type(fmt) is BoxFormat else BoxFormat(fmt)
+    a, b, c, d = map(float, box)
     if fmt in (BoxFormat.VOC, BoxFormat.XYXY, BoxFormat.XYXY_INCL0):
         return c == a or d == b
     return c == 0 or d == 0
@@ -64,8 +64,8 @@ def native_degenerate(box: Sequence[float], fmt: BoxFormat | str) -> bool:
 
 def from_coco(box: Sequence[float], fmt: BoxFormat | str, width: int, height: int) -> list[float]:
     """Exact inverse of :func:`to_coco`."""
-    fmt = BoxFormat(fmt)
-    x, y, w, h = (float(v) for v in box)
+    fmt = fmt if type(fmt) is BoxFormat else BoxFormat(fmt)
+    x, y, w, h = map(float, box)
     if fmt is BoxFormat.VOC:
         return [x + 1.0, y + 1.0, x + w, y + h]
     if fmt is BoxFormat.XYXY:

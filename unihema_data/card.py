@@ -160,43 +160,44 @@ def _card_sources(out: Path, manifest: dict, sources: Optional[Sequence[str]]) -
     return [s for s in present if sources is None or s in set(sources)]
 
 
-def features_yaml(features) -> list[dict]:
-    """``datasets.Features`` in the card's ``dataset_info.features`` notation (the Hub's documented
-    YAML form: ``dtype`` / ``list`` / ``struct`` / ``class_label``), written here rather than with
-    ``datasets``' private serializer; ``tests/test_publish.py`` checks ``datasets`` reads it back
-    as the schema's features."""
+def features_yaml(features: dict) -> list[dict]:
+    """The schema's features (their serialised form, :data:`unihema_data.schema.FEATURES_DICT`, i.e.
+    ``datasets.Features.to_dict()``) in the card's ``dataset_info.features`` notation (the Hub's
+    documented YAML form: ``dtype`` / ``list`` / ``struct`` / ``class_label``), written here rather
+    than with ``datasets``' private serializer (and without importing ``datasets``, which a
+    conversion does not otherwise need); ``tests/test_publish.py`` checks ``datasets`` reads it
+    back as the schema's features."""
     return [{"name": k, **_feature_yaml(v)} for k, v in features.items()]
 
 
-def _feature_yaml(feat) -> dict:
-    from datasets import ClassLabel, Image, List, Value
-
-    if isinstance(feat, Value):
-        return {"dtype": feat.dtype}
-    if isinstance(feat, Image):
-        return {"dtype": "image"}
-    if isinstance(feat, ClassLabel):
-        return {"class_label": {"names": {str(i): n for i, n in enumerate(feat.names)}}}
-    if isinstance(feat, dict):
+def _feature_yaml(feat: dict) -> dict:
+    kind = feat.get("_type")
+    if kind is None:  # a dict of features
         return {"struct": features_yaml(feat)}
-    if isinstance(feat, List):
-        inner = _feature_yaml(feat.feature)
+    if kind == "Value":
+        return {"dtype": feat["dtype"]}
+    if kind == "Image":
+        return {"dtype": "image"}
+    if kind == "ClassLabel":
+        return {"class_label": {"names": {str(i): n for i, n in enumerate(feat["names"])}}}
+    if kind == "List":
+        inner = _feature_yaml(feat["feature"])
         if set(inner) == {"dtype"}:
             res = {"list": inner["dtype"]}
         elif set(inner) == {"struct"}:
             res = {"list": inner["struct"]}
         else:
             res = {"list": inner}
-        if getattr(feat, "length", -1) not in (-1, None):
-            res["length"] = feat.length
+        if feat.get("length", -1) != -1:
+            res["length"] = feat["length"]
         return res
-    raise TypeError(f"feature type {type(feat).__name__} has no card notation here")
+    raise TypeError(f"feature type {kind!r} has no card notation here")
 
 
 def build_dataset_info(out: Path, configs: list[dict]) -> list[dict]:
     """``dataset_info`` per config: split sizes (rows, Parquet bytes) and total size; the features
     only on the first (default) config."""
-    from .schema import FEATURES
+    from .schema import FEATURES_DICT
 
     manifest = read_manifest(out)
     sources = [c["config_name"] for c in configs if c["config_name"] != "all"]
@@ -205,7 +206,7 @@ def build_dataset_info(out: Path, configs: list[dict]) -> list[dict]:
         name = cfg["config_name"]
         info: dict = {"config_name": name}
         if i == 0:
-            info["features"] = features_yaml(FEATURES)
+            info["features"] = features_yaml(FEATURES_DICT)
         splits = []
         total = 0
         for split in SPLITS:
@@ -376,21 +377,21 @@ def bibtex(entry) -> str:
     return "\n".join(lines) + "\n}"
 
 
-def _feature_type(feat) -> str:
-    from datasets import ClassLabel, Image, List, Value
-
-    if isinstance(feat, Value):
-        return feat.dtype
-    if isinstance(feat, Image):
-        return "image"
-    if isinstance(feat, ClassLabel):
-        return f"class label ({feat.num_classes} classes)"
-    if isinstance(feat, List):
-        inner = _feature_type(feat.feature)
-        return f"list[{inner}]" + (f" (length {feat.length})" if getattr(feat, "length", -1) not in (-1, None) else "")
-    if isinstance(feat, dict):
+def _feature_type(feat: dict) -> str:
+    """Short human notation of a serialised feature (the card's schema table)."""
+    kind = feat.get("_type")
+    if kind is None:
         return "{" + ", ".join(f"{k}: {_feature_type(v)}" for k, v in feat.items()) + "}"
-    return type(feat).__name__
+    if kind == "Value":
+        return feat["dtype"]
+    if kind == "Image":
+        return "image"
+    if kind == "ClassLabel":
+        return f"class label ({len(feat['names'])} classes)"
+    if kind == "List":
+        inner = _feature_type(feat["feature"])
+        return f"list[{inner}]" + (f" (length {feat['length']})" if feat.get("length", -1) != -1 else "")
+    return kind
 
 
 def schema_section() -> list[str]:
@@ -398,7 +399,7 @@ def schema_section() -> list[str]:
 
     lines = ["## Schema", "", f"Schema version **{SCHEMA_VERSION}**. One row per image (text sets: one row per "
              "text), the same columns for every source and task:", "", "| column | type |", "|---|---|"]
-    for name, feat in schema.FEATURES.items():
+    for name, feat in schema.FEATURES_DICT.items():
         if name == "objects":
             for k, v in feat.items():
                 lines.append(f"| `objects.{k}` | {_cell(_feature_type(v))} |")

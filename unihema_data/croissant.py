@@ -42,6 +42,21 @@ CONTEXT = {
 }
 
 
+def remember_sha256(out: Path, hashes: dict[str, tuple[str, str]]) -> None:
+    """Add ``{path relative to OUT: ("size:mtime_ns", sha256)}`` of files hashed while they were
+    written (Parquet shards) to the checksum cache, so the Croissant file does not read them
+    back. An entry is used only while the file's size and mtime still match its key."""
+    if not hashes or not (out / ".unihema").is_dir():
+        return
+    cache_path = out / _SHA_CACHE
+    try:
+        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    except ValueError:
+        cache = {}
+    cache.update({rel: [key, sha] for rel, (key, sha) in hashes.items()})
+    atomic_write_text(cache_path, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+
+
 def _sha256(out: Path, files: list[Path]) -> dict[str, str]:
     cache_path = out / _SHA_CACHE
     try:
@@ -68,19 +83,19 @@ def _sha256(out: Path, files: list[Path]) -> dict[str, str]:
     return res
 
 
-def _data_type(feat) -> tuple[str, bool]:
-    """(Croissant dataType, isArray) of a ``datasets`` feature."""
-    from datasets import ClassLabel, Image, List, Value
-
-    if isinstance(feat, List):
-        inner, _ = _data_type(feat.feature)
+def _data_type(feat: dict) -> tuple[str, bool]:
+    """(Croissant dataType, isArray) of a serialised ``datasets`` feature
+    (:data:`unihema_data.schema.FEATURES_DICT`)."""
+    kind = feat.get("_type")
+    if kind == "List":
+        inner, _ = _data_type(feat["feature"])
         return inner, True
-    if isinstance(feat, Image):
+    if kind == "Image":
         return "sc:ImageObject", False
-    if isinstance(feat, ClassLabel):
+    if kind == "ClassLabel":
         return "sc:Integer", False
-    if isinstance(feat, Value):
-        d = feat.dtype
+    if kind == "Value":
+        d = feat["dtype"]
         if d.startswith("int") or d.startswith("uint"):
             return "sc:Integer", False
         if d.startswith("float"):
@@ -92,12 +107,10 @@ def _data_type(feat) -> tuple[str, bool]:
 
 
 def _fields(rs_id: str, fileset: str) -> list[dict]:
-    from datasets import List
-
-    from .schema import FEATURES
+    from .schema import FEATURES_DICT
 
     fields = []
-    for name, feat in FEATURES.items():
+    for name, feat in FEATURES_DICT.items():
         fid = f"{rs_id}/{name}"
         src = {"fileSet": {"@id": fileset}, "extract": {"column": name}}
         if name == "objects":
@@ -113,13 +126,13 @@ def _fields(rs_id: str, fileset: str) -> list[dict]:
                            "description": "objects of the image, parallel lists (one entry per object)",
                            "subField": subs})
             continue
-        if isinstance(feat, dict):  # pragma: no cover - no other struct column today
+        if "_type" not in feat:  # pragma: no cover - no other struct column today
             continue
         dt, arr = _data_type(feat)
         if dt == "sc:ImageObject":  # the Parquet column is a struct {bytes, path}: the image is its bytes
             src = {**src, "transform": {"jsonPath": "bytes"}}
         field = {"@type": "cr:Field", "@id": fid, "name": name, "dataType": dt, "source": src}
-        if arr or isinstance(feat, List):
+        if arr:
             field["isArray"] = True
         fields.append(field)
     return fields

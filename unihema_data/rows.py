@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
 import numpy as np
 
 from . import masks as mask_codec
 from .adapters.base import AdapterError, RawSample
+from .errors import CorruptInputError
 from .boxes import BoxFormat, clip_coco, native_degenerate, to_coco
 from .formats.disk import show
 from .images import ImageDecodeError
@@ -78,6 +79,10 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     except ImageDecodeError as e:
         raise RowError(f"{ctx.source}: {e}") from None
     W, H = stored.width, stored.height
+    if sample.declared_size and sample.declared_size[:2] != (W, H):
+        dw, dh, what = sample.declared_size
+        image_name = show(sample.image_path.name if isinstance(sample.image_path, Path) else str(sample.image_path))
+        raise CorruptInputError(f"{where}: {what} says {dw}x{dh} but image {image_name} is {W}x{H}")
     row = empty_row()
     flags = list(sample.qc_flags) + stored.flags
     name = PurePosixPath(sample.rel_path).name

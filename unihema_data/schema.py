@@ -75,84 +75,122 @@ BBOX_SOURCES = ("annotated", "from_mask", "from_point", "from_circle")
 
 # ``FEATURES``, ``ARROW_SCHEMA``, ``COLUMNS``, ``OBJECT_FIELDS`` and ``CLASS_NAMES`` (canonical label
 # names indexed by their stable taxonomy id: the ``ClassLabel`` names) are built on first use (module
-# ``__getattr__``): ``datasets`` takes ~0.8 s to import, and ``import unihema_data`` / the CLI's
-# ``--help`` must not pay for it. ``from unihema_data.schema import FEATURES`` works as before.
-_LAZY = ("FEATURES", "ARROW_SCHEMA", "COLUMNS", "OBJECT_FIELDS", "CLASS_NAMES")
+# ``__getattr__``). The columns are declared once, below, in the serialised form of
+# ``datasets.Features`` (``Features.to_dict()``); the pyarrow schema is built from that declaration
+# directly, and ``datasets`` (~1 s to import) is imported only when ``FEATURES`` itself is asked for:
+# conversion, validation and the CLI never pay for it. ``tests/test_schema.py`` checks that the
+# schema built here is byte-for-byte the one ``datasets.Features.from_dict(...).arrow_schema`` gives.
+_LAZY = ("FEATURES", "ARROW_SCHEMA", "COLUMNS", "OBJECT_FIELDS", "CLASS_NAMES", "FEATURES_DICT")
+
+
+def _value(dtype: str) -> dict:
+    return {"dtype": dtype, "_type": "Value"}
+
+
+def _list(feature: Any, length: int = -1) -> dict:
+    return {"feature": feature, **({"length": length} if length != -1 else {}), "_type": "List"}
+
+
+def _features_dict(class_names: list[str]) -> dict:
+    """The columns, as ``datasets.Features.to_dict()`` writes them (Hub ``huggingface`` metadata)."""
+    string = _value("string")
+    attrs = _list({"name": string, "value": string})
+    image = {"_type": "Image"}
+    label = {"names": list(class_names), "_type": "ClassLabel"}
+    return {
+        # identity and provenance
+        "sample_id": string,
+        "source": string,
+        "subset": string,
+        "split": string,
+        "source_split": string,
+        "group_id": string,
+        "license": string,
+        "image_sha256": string,
+        "image_phash": _list(string),
+        # image
+        "image": image,
+        "width": _value("int32"),
+        "height": _value("int32"),
+        "granularity": string,
+        "disease": string,
+        "magnification": string,
+        "microscope": string,
+        "stain": string,
+        # tasks
+        "tasks": _list(string),
+        # classification
+        "label": label,
+        "label_group": string,
+        "label_cl": string,
+        "source_label": string,
+        "attributes": attrs,
+        # objects, parallel lists
+        "objects": {
+            "bbox": _list(_list(_value("float32"), length=4)),
+            "category": _list(label),
+            "source_category": _list(string),
+            "bbox_source": _list(string),
+            "mask_rle": _list(string),
+            "attributes": _list(attrs),
+            "point": _list(_list(_value("float32"))),
+        },
+        # segmentation
+        "semantic_mask": image,
+        "mask_classes": _list(string),
+        # text
+        "prompt": string,
+        "question": string,
+        "answer": string,
+        "masked_text": string,
+        "target_text": string,
+        # quality
+        "qc_flags": _list(string),
+    }
+
+
+def _arrow_type(spec: Any) -> pa.DataType:
+    """The pyarrow type ``datasets`` gives the serialised feature ``spec``."""
+    if "_type" not in spec:  # a dict of features: a struct
+        return pa.struct([(k, _arrow_type(v)) for k, v in spec.items()])
+    kind = spec["_type"]
+    if kind == "Value":
+        return pa.string() if spec["dtype"] == "string" else pa.from_numpy_dtype(spec["dtype"])
+    if kind == "ClassLabel":
+        return pa.int64()
+    if kind == "Image":
+        return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    if kind == "List":
+        item = _arrow_type(spec["feature"])
+        return pa.list_(item, spec["length"]) if spec.get("length", -1) != -1 else pa.list_(item)
+    raise ValueError(f"schema: no arrow type for {kind!r}")
 
 
 def _build() -> None:
-    from datasets import ClassLabel, Features, Image, List, Value
+    import json
 
     from .taxonomy import load_taxonomy
 
     class_names = load_taxonomy().class_names()
-    _STR = Value("string")
-    _ATTRS = List({"name": _STR, "value": _STR})
-    _CLASS = ClassLabel(names=list(class_names))
+    spec = _features_dict(class_names)
+    arrow = pa.schema([(k, _arrow_type(v)) for k, v in spec.items()]).with_metadata({
+        "huggingface": json.dumps({"info": {"features": spec}}),
+        b"unihema_schema_version": SCHEMA_VERSION.encode(),
+    })
+    globals().update(FEATURES_DICT=spec, ARROW_SCHEMA=arrow, COLUMNS=tuple(spec), CLASS_NAMES=class_names,
+                     OBJECT_FIELDS=tuple(spec["objects"]))
 
-    features = Features(
-        {
-            # identity and provenance
-            "sample_id": _STR,
-            "source": _STR,
-            "subset": _STR,
-            "split": _STR,
-            "source_split": _STR,
-            "group_id": _STR,
-            "license": _STR,
-            "image_sha256": _STR,
-            "image_phash": List(_STR),
-            # image
-            "image": Image(),
-            "width": Value("int32"),
-            "height": Value("int32"),
-            "granularity": _STR,
-            "disease": _STR,
-            "magnification": _STR,
-            "microscope": _STR,
-            "stain": _STR,
-            # tasks
-            "tasks": List(_STR),
-            # classification
-            "label": _CLASS,
-            "label_group": _STR,
-            "label_cl": _STR,
-            "source_label": _STR,
-            "attributes": _ATTRS,
-            # objects, parallel lists
-            "objects": {
-                "bbox": List(List(Value("float32"), length=4)),
-                "category": List(_CLASS),
-                "source_category": List(_STR),
-                "bbox_source": List(_STR),
-                "mask_rle": List(_STR),
-                "attributes": List(_ATTRS),
-                "point": List(List(Value("float32"))),
-            },
-            # segmentation
-            "semantic_mask": Image(),
-            "mask_classes": List(_STR),
-            # text
-            "prompt": _STR,
-            "question": _STR,
-            "answer": _STR,
-            "masked_text": _STR,
-            "target_text": _STR,
-            # quality
-            "qc_flags": List(_STR),
-        }
-    )
-    arrow: pa.Schema = features.arrow_schema.with_metadata(
-        {**(features.arrow_schema.metadata or {}), b"unihema_schema_version": SCHEMA_VERSION.encode()}
-    )
-    globals().update(FEATURES=features, ARROW_SCHEMA=arrow, COLUMNS=tuple(features.keys()), CLASS_NAMES=class_names,
-                     OBJECT_FIELDS=tuple(features["objects"].keys()))
+
+def _build_features() -> None:
+    from datasets import Features
+
+    globals()["FEATURES"] = Features.from_dict(_get("FEATURES_DICT"))
 
 
 def _get(name: str) -> Any:
     g = globals()
     if name not in g:
-        _build()
+        _build_features() if name == "FEATURES" else _build()
     return g[name]
 
 
@@ -170,19 +208,18 @@ def empty_row() -> dict[str, Any]:
     """A row with every column present and neutral values ("" / [] / None)."""
     global _EMPTY_KINDS
     if _EMPTY_KINDS is None:
-        from datasets import ClassLabel, Image, List, Value
-
         kinds = []
-        for name, feat in _get("FEATURES").items():
-            if name == "objects":
+        for name, spec in _get("FEATURES_DICT").items():
+            kind = spec.get("_type")
+            if kind is None:
                 kinds.append((name, "objects"))
-            elif isinstance(feat, Image):
+            elif kind == "Image":
                 kinds.append((name, None))
-            elif isinstance(feat, List):
+            elif kind == "List":
                 kinds.append((name, "list"))
-            elif isinstance(feat, ClassLabel):
+            elif kind == "ClassLabel":
                 kinds.append((name, NO_LABEL))
-            elif isinstance(feat, Value) and feat.dtype.startswith("int"):
+            elif kind == "Value" and spec["dtype"].startswith("int"):
                 kinds.append((name, 0))
             else:
                 kinds.append((name, ""))

@@ -9,6 +9,7 @@ then covers it automatically.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 
 from .base import Adapter, AdapterError, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawObject, RawSample
@@ -16,8 +17,12 @@ from .base import Adapter, AdapterError, CorruptInputError, FakeSample, FakeTrut
 REGISTRY: dict[str, type[Adapter]] = {}
 
 
+_LOADED = False
+
+
 def _load() -> None:
-    if REGISTRY:
+    global _LOADED
+    if _LOADED:
         return
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name.startswith("_") or info.name in ("base", "families") or info.ispkg:
@@ -25,6 +30,7 @@ def _load() -> None:
         m = importlib.import_module(f"{__name__}.{info.name}")
         cls = m.ADAPTER
         REGISTRY[cls.id] = cls
+    _LOADED = True
 
 
 def adapter_ids() -> list[str]:
@@ -33,6 +39,15 @@ def adapter_ids() -> list[str]:
 
 
 def get_adapter(dataset_id: str) -> Adapter:
+    """A new adapter of ``dataset_id``. Its module (``<id>.py``: every adapter's module is named
+    after its id, ``tests/test_adapters.py`` checks it) is imported alone when the registry is not
+    loaded yet: a conversion does not import the other 48 adapters (~0.4 s)."""
+    if dataset_id not in REGISTRY and not dataset_id.startswith("_") and dataset_id not in ("base", "families") \
+            and dataset_id.isidentifier() and importlib.util.find_spec(f"{__name__}.{dataset_id}") is not None:
+        cls = importlib.import_module(f"{__name__}.{dataset_id}").ADAPTER
+        if cls.id == dataset_id:
+            REGISTRY.setdefault(cls.id, cls)
+            return REGISTRY[dataset_id]()
     _load()
     try:
         return REGISTRY[dataset_id]()

@@ -107,6 +107,10 @@ class RawSample:
     notes: list[tuple[str, str, str]] = field(default_factory=list)
     question: str = ""
     answer: str = ""
+    #: ``(width, height, what)``: the image size the annotation declares (e.g. VOC ``<size>``);
+    #: checked against the decoded image in the worker, a mismatch is an error naming
+    #: ``annotation_file`` (the image header is then not opened a second time just for this)
+    declared_size: Optional[tuple[int, int, str]] = None
 
 
 @dataclass

@@ -301,11 +301,6 @@ class VocAdapter(Adapter):
             else:
                 kept.append(o)
         ann.objects = kept
-        if self.check_size and ann.width and ann.height:
-            w, h = disk.image_size(rec.image)
-            if (w, h) != (ann.width, ann.height):
-                raise CorruptInputError(
-                    f"{show(rec.xml)}: <size> says {ann.width}x{ann.height} but image {show(rec.image.name)} is {w}x{h}")
         return RawSample(
             rel_path=rec.rel_path,
             image_path=rec.image,
@@ -318,6 +313,7 @@ class VocAdapter(Adapter):
             + [f"truncated:{i}" for i, o in enumerate(ann.objects) if o.truncated] + flags,
             subset=self.subset(rec),
             notes=notes,
+            declared_size=(ann.width, ann.height, "<size>") if self.check_size and ann.width and ann.height else None,
         )
 
     def input_files(self, root: Path) -> Iterator[Path]:
