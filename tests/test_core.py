@@ -99,6 +99,9 @@ def test_splits():
 def test_schema_single_definition():
     assert ARROW_SCHEMA.metadata[b"unihema_schema_version"].decode() == SCHEMA_VERSION
     assert ARROW_SCHEMA.remove_metadata().equals(FEATURES.arrow_schema.remove_metadata())
+    # built without `datasets`, yet byte for byte what datasets.Features gives (Hub metadata included)
+    assert ARROW_SCHEMA.metadata[b"huggingface"] == FEATURES.arrow_schema.metadata[b"huggingface"]
+    assert set(ARROW_SCHEMA.metadata) == {b"huggingface", b"unihema_schema_version"}
     row = empty_row()
     assert set(row) == set(FEATURES) and set(row["objects"]) == set(FEATURES["objects"])
     import pyarrow as pa

@@ -78,6 +78,24 @@ def test_schema_import_does_not_import_datasets_until_used():
     assert out.split("\n")[:2] == ["False", f"True True bbox True {SCHEMA_VERSION}"]
 
 
+def test_convert_and_validate_do_not_import_datasets(tmp_path):
+    """``datasets`` takes ~1 s to import: a conversion (card and Croissant file included) and
+    ``validate`` work from the schema's own pyarrow form and never import it."""
+    from unihema_data.adapters import get_adapter
+
+    get_adapter("bccd").fake(tmp_path / "raw" / "bccd", seed=1)
+    out = _run_py(
+        "import sys\n"
+        "from unihema_data.convert import ConvertOptions, convert\n"
+        "from unihema_data.validate import validate\n"
+        f"convert(['bccd'], {str(tmp_path / 'raw')!r}, {str(tmp_path / 'out')!r}, ConvertOptions(num_proc=2, progress=False))\n"
+        f"rep = validate({str(tmp_path / 'out')!r})\n"
+        "print(rep.problems == [], 'datasets' in sys.modules)\n"
+    )
+    assert out.strip().split("\n")[-1] == "True False", out
+    assert (tmp_path / "out" / "README.md").exists() and (tmp_path / "out" / "croissant.json").exists()
+
+
 def test_yaml_uses_the_c_loader_when_available():
     import yaml
 

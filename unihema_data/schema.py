@@ -78,7 +78,7 @@ BBOX_SOURCES = ("annotated", "from_mask", "from_point", "from_circle")
 # ``__getattr__``). The columns are declared once, below, in the serialised form of
 # ``datasets.Features`` (``Features.to_dict()``); the pyarrow schema is built from that declaration
 # directly, and ``datasets`` (~1 s to import) is imported only when ``FEATURES`` itself is asked for:
-# conversion, validation and the CLI never pay for it. ``tests/test_schema.py`` checks that the
+# conversion, validation and the CLI never pay for it. ``tests/test_core.py`` checks that the
 # schema built here is byte-for-byte the one ``datasets.Features.from_dict(...).arrow_schema`` gives.
 _LAZY = ("FEATURES", "ARROW_SCHEMA", "COLUMNS", "OBJECT_FIELDS", "CLASS_NAMES", "FEATURES_DICT")
 
