@@ -225,12 +225,15 @@ class _HashingSink(io.RawIOBase):
         return self._f.tell()
 
     def flush(self) -> None:
-        self._f.flush()
+        if not self._f.closed:
+            self._f.flush()
 
-    def close(self) -> None:  # pyarrow closes its sink; the file stays open until finish()
-        self._f.flush()
+    def close(self) -> None:  # pyarrow closes its sink (and so may the finalizer): idempotent
+        self.flush()
+        super().close()
 
     def finish(self) -> str:
+        self.close()
         self._f.close()
         return self._h.hexdigest()
 
