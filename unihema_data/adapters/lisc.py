@@ -96,12 +96,12 @@ MASK_RE = re.compile(r"^(?P<n>.+)_expert$")
 
 def decode_mask(path: Path) -> np.ndarray:
     """The gray levels of one ``<n>_expert.bmp`` (8-bit gray, or colour with equal channels)."""
-    disk.require_regular(path, "mask file")
-    data = disk.read_bytes(path, "mask file")
     import io
 
-    try:
-        with Image.open(io.BytesIO(data)) as im:
+    from ..images import read_pixel_file
+
+    try:  # read through the shared mask reader: integrity-checked (PNG CRCs and stream length, TIFF tags)
+        with Image.open(io.BytesIO(read_pixel_file(path))) as im:
             im.load()
             if im.mode == "L":
                 return np.asarray(im).copy()

@@ -58,10 +58,12 @@ CLASSES = {0: "background", 1: "cytoplasm", 2: "nucleus", 3: "platelets", 4: "RW
 
 def read_class_mask(path: Path) -> np.ndarray:
     """Class indices of one ``*_mask.png``: channel 0 of PIL's RGB conversion (the authors' reading)."""
-    disk.require_regular(path, "mask file")
-    data = disk.read_bytes(path, "mask file")
-    try:
-        with Image.open(io.BytesIO(data)) as im:
+    import io
+
+    from ..images import read_pixel_file
+
+    try:  # read through the shared mask reader: integrity-checked (PNG CRCs and stream length, TIFF tags)
+        with Image.open(io.BytesIO(read_pixel_file(path))) as im:
             im.load()
             a = np.asarray(im.convert("RGB"))[..., 0].copy()
     except (OSError, ValueError, SyntaxError) as e:
