@@ -288,6 +288,24 @@ def test_croissant_checksums_are_the_shards_hashed_while_written(tmp_path, monke
         assert d["sha256"] == hashlib.sha256((out / d["contentUrl"]).read_bytes()).hexdigest(), d["contentUrl"]
 
 
+def test_checksums_of_a_failed_conversion_never_reach_out(tmp_path, monkeypatch):
+    """Shard checksums noted while writing stay in memory until the commit: a conversion that
+    fails after writing its shards (here: in the resolution pass) leaves OUT's files unchanged."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    get_adapter("pbc").fake(raw / "pbc", seed=2)
+    convert(["pbc"], raw, out, ConvertOptions(num_proc=1, progress=False))
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and "staging" not in p.parts}
+
+    def boom(*a, **k):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr("unihema_data.convert.commit_with_policy", boom)
+    with pytest.raises(Exception):
+        convert(["pbc"], raw, out, ConvertOptions(num_proc=1, progress=False, overwrite=True))
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and "staging" not in p.parts}
+    assert after == before
+
+
 # -------------------------------------------------------------------------------- staging / dry run
 
 

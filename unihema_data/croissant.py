@@ -42,19 +42,19 @@ CONTEXT = {
 }
 
 
+#: checksums of files hashed while they were written, not yet in the cache file: ``{(OUT, path
+#: relative to OUT): ("size:mtime_ns", sha256)}``. Kept in memory, not written to ``OUT`` before the
+#: commit (a conversion killed before its commit must leave ``OUT`` unchanged); the Croissant step
+#: inside the commit moves what it uses into the cache file.
+_WRITTEN: dict[tuple[str, str], tuple[str, str]] = {}
+
+
 def remember_sha256(out: Path, hashes: dict[str, tuple[str, str]]) -> None:
-    """Add ``{path relative to OUT: ("size:mtime_ns", sha256)}`` of files hashed while they were
-    written (Parquet shards) to the checksum cache, so the Croissant file does not read them
-    back. An entry is used only while the file's size and mtime still match its key."""
-    if not hashes or not (out / ".unihema").is_dir():
-        return
-    cache_path = out / _SHA_CACHE
-    try:
-        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    except ValueError:
-        cache = {}
-    cache.update({rel: [key, sha] for rel, (key, sha) in hashes.items()})
-    atomic_write_text(cache_path, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+    """Note ``{path relative to OUT: ("size:mtime_ns", sha256)}`` of files hashed while they were
+    written (Parquet shards), so the Croissant file does not read them back. An entry is used
+    only while the file's size and mtime still match its key."""
+    root = str(Path(out).resolve())
+    _WRITTEN.update({(root, rel): v for rel, v in hashes.items()})
 
 
 def _sha256(out: Path, files: list[Path]) -> dict[str, str]:
@@ -69,6 +69,10 @@ def _sha256(out: Path, files: list[Path]) -> dict[str, str]:
         st = f.stat()
         key = f"{st.st_size}:{st.st_mtime_ns}"
         hit = cache.get(rel)
+        written = _WRITTEN.pop((str(out.resolve()), rel), None)
+        if (not hit or hit[0] != key) and written and written[0] == key:
+            cache[rel], changed = list(written), True
+            hit = cache[rel]
         if not hit or hit[0] != key:
             h = hashlib.sha256()
             with open(f, "rb") as fh:
