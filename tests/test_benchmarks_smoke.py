@@ -88,3 +88,26 @@ def test_bench_convert_two_corpus_kinds_and_rss(tmp_path):
     scaling = next(line for line in targets.splitlines() if line.startswith("| ≥ 1.7×"))
     assert len(re.findall(r"(met|\*\*missed\*\*) \(", scaling)) == 2  # computed on both corpora
     assert "Peak RSS flat from 8 to 16 images" in targets
+
+
+def test_bench_convert_floor_rows_give_the_machine_ratio(tmp_path):
+    """The framework-free floor (read + sha256 + strict decode of every image) runs with 1 and 2
+    processes, and its ratio is reported beside the 1 -> 2 processes target."""
+    results = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_convert.py"), "--n", "8", "--peers", "floor,floor-np1,unihema,unihema-np1",
+         "--extras", "", "--repeats", "1", "--no-warmup", "--num-proc", "2", "--wait-quiet", "0", "--retries", "0",
+         "--settle", "0", "--workdir", str(tmp_path / "work"), "--results", str(results)],
+        capture_output=True, text=True, cwd=REPO, timeout=180, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = results.read_text()
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    for peer in ("floor", "floor-np1"):
+        cells = [c.strip() for c in rows[peer].split("|")[1:-1]]
+        assert float(cells[2]) > 0 and float(cells[3]) > 0  # wall and work seconds
+        assert cells[8] == "0.0"  # writes nothing
+    target = next(line for line in text.splitlines() if line.startswith("| ≥ 1.7× from 1 to 2"))
+    assert re.search(r"(met|\*\*missed\*\*) \(\d+\.\d+× by wall", target)
+    assert re.search(r"this machine's own 1 → 2 process ratio on the per-image floor alone .*: \d+\.\d+×", target)
+    assert "## Failures" not in text

@@ -353,3 +353,15 @@ def test_generate_reports_progress_with_total(tmp_path):
     assert rep.images == len(seen) and seen[-1][0] == seen[-1][1] == rep.images
     r = wide.invoke(app, ["generate", "vqa", "--from", str(out), "--overwrite"])
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("cores, expected", [(None, 1), (1, 1), (2, 2), (3, 3), (16, 4)])
+def test_default_worker_count_is_one_per_core_capped_at_4(monkeypatch, cores, expected):
+    """A 2-core machine gets 2 workers (measured 1.26-1.27x faster than no pool in
+    benchmarks/RESULTS.md), not ``cores - 1`` = 1 worker, which meant no pool at all."""
+    import unihema_data.convert as convert_mod
+    from unihema_data.convert import ConvertOptions, default_num_proc
+
+    monkeypatch.setattr(convert_mod.os, "cpu_count", lambda: cores)
+    assert default_num_proc() == expected
+    assert ConvertOptions().num_proc == expected

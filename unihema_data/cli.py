@@ -230,7 +230,7 @@ def convert_cmd(
     raw_dir: Path = typer.Option(Path("unihema_work") / "raw", "--raw-dir",
                                  help="folder holding the native layouts (<id>/ subfolders, as `fetch --root R` makes in R/raw, or the layout itself)"),
     out: Path = typer.Option(..., "--out", help="Hub-layout output folder"),
-    num_proc: Optional[int] = typer.Option(None, "--num-proc", min=1, help="worker processes (default: cores - 1, at most 4)"),
+    num_proc: Optional[int] = typer.Option(None, "--num-proc", min=1, help="worker processes (default: one per core, at most 4; 1 = no worker pool)"),
     max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help="convert only the first N images"),
     overwrite: bool = typer.Option(False, "--overwrite", help="reconvert even when up to date"),
     seed: int = typer.Option(0, "--seed", help="seed of the grouped split for sources without one"),

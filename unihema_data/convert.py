@@ -49,10 +49,11 @@ class ConversionError(Exception):
 
 def default_num_proc() -> int:
     """Worker processes besides the main process (which lists records, then routes and writes the
-    Arrow batches the workers return): ``cores - 1``, at least 1, at most 4. Whether 2 workers beat
-    1 on a 2-core machine is what ``benchmarks/bench_convert.py --num-proc 2`` measures (the
-    ``unihema-np1`` row); revisit this default from a quiet-machine run of it."""
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
+    Arrow batches the workers return): one per core, at least 1, at most 4. On 2 cores that is 2
+    workers beside the main process: ``benchmarks/RESULTS.md`` measured it 1.26-1.27x faster than
+    ``num_proc=1`` at about twice the memory (535-614 MiB against ~300 MiB for 2,000 images);
+    ``cores - 1`` (the earlier default) meant no pool at all on such a machine."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
