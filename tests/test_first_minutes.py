@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -365,3 +366,27 @@ def test_default_worker_count_is_one_per_core_capped_at_4(monkeypatch, cores, ex
     monkeypatch.setattr(convert_mod.os, "cpu_count", lambda: cores)
     assert default_num_proc() == expected
     assert ConvertOptions().num_proc == expected
+
+
+def test_worker_imports_are_loaded_once_before_the_workers_fork(tmp_path):
+    """pandas (pyarrow imports it on a worker's first list conversion) and the DCT of the
+    perceptual hash are imported by the main process before the pool forks, so the workers
+    inherit them instead of each paying ~0.8 s of imports."""
+    code = textwrap.dedent(f"""
+        import multiprocessing.pool, sys
+        from unihema_data.adapters import get_adapter
+        from unihema_data.convert import WORKER_PRELOAD, ConvertOptions, convert
+        seen = []
+        real = multiprocessing.pool.Pool.__init__
+        def init(self, *a, **k):
+            seen.append([m for m in WORKER_PRELOAD if m in sys.modules])
+            real(self, *a, **k)
+        multiprocessing.pool.Pool.__init__ = init
+        assert not any(m in sys.modules for m in WORKER_PRELOAD), "imported before convert"
+        get_adapter("bccd").fake(r"{tmp_path / 'raw' / 'bccd'}", seed=1)
+        convert(["bccd"], r"{tmp_path / 'raw'}", r"{tmp_path / 'out'}", ConvertOptions(num_proc=2, progress=False))
+        print(seen)
+        assert seen == [list(WORKER_PRELOAD)], seen
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -443,3 +443,25 @@ def test_real_zheng_identical_images_with_different_masks_conflict(tmp_path):
     same_label = rows[a]["label"] == rows[b]["label"]
     assert (f"label_conflict:{b}:{label_name(rows[b]['label'])}" in rows[a]["qc_flags"]) == (not same_label), table[:3]
     assert_no_leak(out)
+
+
+def test_resolution_scan_in_small_batches_keeps_each_rows_place_in_its_shard(tmp_path, monkeypatch):
+    """The resolution pass reads shards a few rows at a time (its memory must not grow with the
+    shard); every row it yields still points at its own place in its shard: the image the
+    fetcher reads for it hashes to the row's sha256, and the rows are the same as in one read."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    get_adapter("bccd").fake(raw / "bccd", seed=2)
+    convert(["bccd"], raw, out, ConvertOptions(**OPTS))
+    folder = out / "data" / "bccd"
+    whole = list(integrity._scan("bccd", folder))
+    monkeypatch.setattr(integrity, "SCAN_BATCH_ROWS", 3)
+    small = list(integrity._scan("bccd", folder))
+    assert len(small) == len(whole) > 3
+    fields = ("sample_id", "file", "index", "split", "sha", "phash", "label", "tasks", "group", "boxes", "rles")
+    assert [[getattr(r, k) for k in fields] for r in small] == [[getattr(r, k) for k in fields] for r in whole]
+    fetch = integrity._ImageFetcher()
+    try:
+        for r in small:
+            assert hashlib.sha256(fetch.image(r)).hexdigest() == r.sha, r.sample_id
+    finally:
+        fetch.close()

@@ -159,6 +159,12 @@ def _read_columns(path: Path, columns) -> "pa.Table":
         return pf.read(columns=list(columns))
 
 
+#: rows of a shard turned into Python objects at a time by :func:`_scan` (a shard of small images
+#: holds tens of thousands of rows: converting all its columns at once held ~2.5 KB per row of
+#: transient lists and kept the peak RSS of the resolution pass growing with the corpus)
+SCAN_BATCH_ROWS = 2048
+
+
 def _digest(value) -> bytes:
     """16-byte digest of a tuple of ints/floats/strings (equality stands in for the value's)."""
     return hashlib.blake2b(repr(value).encode(), digest_size=16).digest()
@@ -167,25 +173,33 @@ def _digest(value) -> bytes:
 def _scan(source: str, folder: Path) -> Iterator[_Row]:
     interned: dict[tuple, tuple] = {}
     for f in _iter_files(folder):
-        t = _read_columns(f, _LIGHT)
-        cols = {c: t.column(c).to_pylist() for c in _LIGHT if c != "objects"}
-        objs = t.column("objects").combine_chunks()
-        box_keys = _box_keys(objs)
-        rles = objs.field("mask_rle").to_pylist()
-        for i, sid in enumerate(cols["sample_id"]):
-            flags = list(cols["qc_flags"][i] or [])
-            base = base_split(cols["split"][i], flags)
-            published = bool(normalize_split(cols["source_split"][i] or ""))
-            yield _Row(
-                sample_id=sid, source=source, file=f, index=i, split=cols["split"][i], flags=flags, base=base,
-                published=published and normalize_split(cols["source_split"][i]) == base,
-                sha=cols["image_sha256"][i], phash=list(cols["image_phash"][i] or []),
-                label=cols["label"][i] if cols["label"][i] is not None else -1,
-                tasks=interned.setdefault(tasks := tuple(cols["tasks"][i] or ()), tasks),
-                group=cols["group_id"][i] or sid,
-                boxes=_digest(box_keys[i]),
-                rles=_digest(tuple(sorted(r for r in (rles[i] or []) if r))),
-            )
+        with pq.ParquetFile(f) as pf:
+            start = 0
+            for t in pf.iter_batches(batch_size=SCAN_BATCH_ROWS, columns=list(_LIGHT), use_threads=False):
+                yield from _scan_batch(source, f, start, t, interned)
+                start += t.num_rows
+
+
+def _scan_batch(source: str, f: Path, start: int, t, interned: dict) -> Iterator[_Row]:
+    """:class:`_Row` of the rows of record batch ``t``, the rows ``start...`` of shard ``f``."""
+    cols = {c: t.column(c).to_pylist() for c in _LIGHT if c != "objects"}
+    objs = t.column("objects")
+    box_keys = _box_keys(objs)
+    rles = objs.field("mask_rle").to_pylist()
+    for i, sid in enumerate(cols["sample_id"]):
+        flags = list(cols["qc_flags"][i] or [])
+        base = base_split(cols["split"][i], flags)
+        published = bool(normalize_split(cols["source_split"][i] or ""))
+        yield _Row(
+            sample_id=sid, source=source, file=f, index=start + i, split=cols["split"][i], flags=flags, base=base,
+            published=published and normalize_split(cols["source_split"][i]) == base,
+            sha=cols["image_sha256"][i], phash=list(cols["image_phash"][i] or []),
+            label=cols["label"][i] if cols["label"][i] is not None else -1,
+            tasks=interned.setdefault(tasks := tuple(cols["tasks"][i] or ()), tasks),
+            group=cols["group_id"][i] or sid,
+            boxes=_digest(box_keys[i]),
+            rles=_digest(tuple(sorted(r for r in (rles[i] or []) if r))),
+        )
 
 
 class _UnionFind:

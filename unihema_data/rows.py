@@ -135,6 +135,7 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
     categories: dict[str, str] = {}  # native -> canonical, memo for this image
     mask_files = MaskFileCache()  # instance-mask files named by several objects: decoded once
     has_box = has_mask = has_obj_attrs = has_point = False
+    box_format = BoxFormat(ctx.box_format) if ctx.box_format is not None else None
     for i, ob in enumerate(sample.objects):
         category = categories.get(ob.category)
         if category is None:
@@ -162,14 +163,14 @@ def _build_row(sample: RawSample, ctx: SourceContext) -> dict[str, Any]:
         point = [float(v) for v in ob.point] if ob.point is not None else (circle[:2] if circle is not None else [])
         objs["point"].append(point)
         if ob.bbox is not None:
-            if ctx.box_format is None:
+            if box_format is None:
                 raise RowError(f"{ctx.source}: adapter gives boxes but declares no box_format")
-            box = to_coco(ob.bbox, BoxFormat(ctx.box_format), W, H)
+            box = to_coco(ob.bbox, box_format, W, H)
             if not all(math.isfinite(v) for v in box):
                 raise RowError(f"{ctx.source}: {where}: object {i} has a non-finite box {list(ob.bbox)}")
             if box[2] < 0 or box[3] < 0:
                 raise RowError(f"{ctx.source}: {where}: object {i} has a negative-size box {list(ob.bbox)}")
-            if native_degenerate(ob.bbox, BoxFormat(ctx.box_format)):
+            if native_degenerate(ob.bbox, box_format):
                 flags.append(f"degenerate_native_box:{i}:" + ",".join(f"{float(v):g}" for v in ob.bbox))
             src = "annotated"
             has_box = True
