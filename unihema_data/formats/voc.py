@@ -53,7 +53,8 @@ def parse_voc(path: Path, allow_inverted: bool = False) -> VocAnnotation:
         bb = obj.find("bndbox")
         if bb is None:
             raise CorruptInputError(f"{path}: object {i} ({name.strip()}) has no <bndbox>")
-        coords = tuple(_float(bb, k, path, i) for k in ("xmin", "ymin", "xmax", "ymax"))
+        coords = (_float(bb, "xmin", path, i), _float(bb, "ymin", path, i), _float(bb, "xmax", path, i),
+                  _float(bb, "ymax", path, i))
         if (coords[2] < coords[0] or coords[3] < coords[1]) and not allow_inverted:
             raise CorruptInputError(f"{path}: object {i} ({name.strip()}) has xmax<xmin or ymax<ymin: {coords}")
         ann.objects.append(
