@@ -245,11 +245,13 @@ class VocAdapter(Adapter):
         the split lists). Override for releases with one folder pair per split or subset."""
         return [("", root / self.images_dir, root / self.annotations_dir)]
 
-    def _images(self, root: Path, folder: Optional[Path] = None) -> dict[str, Path]:
+    def _images(self, root: Path, folder: Optional[Path] = None) -> dict[str, str]:
+        """stem -> image file name in ``folder`` (names, not paths: a large source's listing is
+        held for the whole conversion; each path is built when its record is handed out)."""
         folder = root / self.images_dir if folder is None else folder
-        files = disk.list_files(folder, self.image_suffixes, self.report, root, "an image file")
-        index = disk.index_by_stem(files, "image")
-        disk.refuse_case_collisions(files)  # X.jpg / x.jpg: different stems, still one picture
+        names = disk.list_file_names(folder, self.image_suffixes, self.report, root, "an image file")
+        index = disk.index_names_by_stem(folder, names, "image")
+        disk.refuse_case_collisions_in(folder, names)  # X.jpg / x.jpg: different stems, still one picture
         return index
 
     def records(self, root: Path) -> Iterator[VocRecord]:
@@ -259,24 +261,30 @@ class VocAdapter(Adapter):
         all_stems: set[str] = set()
         for folder_split, idir, adir in self.voc_folders(root):
             if idir == adir:  # images and XMLs side by side: one listing, told apart by suffix
-                files = disk.list_files(idir, (*self.image_suffixes, ".xml"), self.report, root, "an image or XML file")
-                xmls = [f for f in files if f.suffix.lower() == ".xml"]
-                images = disk.index_by_stem([f for f in files if f.suffix.lower() != ".xml"], "image")
-                disk.refuse_case_collisions([f for f in files if f.suffix.lower() != ".xml"])
+                files = disk.list_file_names(idir, (*self.image_suffixes, ".xml"), self.report, root,
+                                             "an image or XML file")
+                xmls = [f for f in files if disk.name_suffix(f).lower() == ".xml"]
+                image_names = [f for f in files if disk.name_suffix(f).lower() != ".xml"]
+                images = disk.index_names_by_stem(idir, image_names, "image")
+                disk.refuse_case_collisions_in(idir, image_names)
+                del files, image_names
             else:
                 images = self._images(root, idir)
-                xmls = disk.list_files(adir, (".xml",), self.report, root, "an XML annotation")
-            stems = disk.index_by_stem(xmls, "annotation")
+                xmls = disk.list_file_names(adir, (".xml",), self.report, root, "an XML annotation")
+            stems = disk.index_names_by_stem(adir, xmls, "annotation")
             all_stems |= set(stems)
             for stem in sorted(set(images) - set(stems)):
-                self.report.orphan(disk.rel(images[stem], root), "image without an annotation XML (not converted)")
-            for xml in xmls:
-                img = images.get(xml.stem)
-                if img is None and self.tolerate_missing_image(xml):
+                self.report.orphan(disk.rel(idir / images[stem], root), "image without an annotation XML (not converted)")
+            del stems
+            for name in xmls:
+                xml = adir / name
+                img_name = images.get(xml.stem)
+                if img_name is None and self.tolerate_missing_image(xml):
                     self.report.orphan(disk.rel(xml, root), "annotation XML without an image (not converted)")
                     continue
-                if img is None:
+                if img_name is None:
                     raise MissingInputError(f"{show(xml)}: image {disk.rel(idir, root)}/{show(xml.stem)}.jpg is missing")
+                img = idir / img_name
                 yield VocRecord(disk.rel(img, root), xml, img, folder_split or splits.get(xml.stem, ""))
         for stem in sorted(set(splits) - all_stems):
             self.report.orphan(f"{self.imagesets_dir}/{splits[stem]}.txt:{stem}", "listed in a split list but has no XML")

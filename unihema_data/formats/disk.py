@@ -267,30 +267,57 @@ def list_dir(
     :class:`MissingInputError`, both naming the entry: nothing ever opens them. An entry whose
     name is not valid UTF-8 is a :class:`CorruptInputError` naming it (unless
     ``check_names``, which discovery and the fingerprint walk turn off; see the module docstring)."""
+    folder = Path(folder)
+    dirs, files = list_dir_names(folder, report, root, keep_junk, strict, check_names)
+    # ``folder / name`` shares the folder's path components (``Path(e.path)`` re-parsed them into
+    # new strings per entry: ~350 bytes more per file, held by every listing of a large source)
+    return [folder / n for n in dirs], [folder / n for n in files]
+
+
+def list_dir_names(
+    folder: Path,
+    report: Optional["RunReport"] = None,
+    root: Optional[Path] = None,
+    keep_junk: bool = False,
+    strict: bool = True,
+    check_names: bool = True,
+) -> tuple[list[str], list[str]]:
+    """:func:`list_dir` as entry *names* (same checks, order and report). A source's record
+    listing that keeps names, building each path when its record is handed out, holds ~70 bytes
+    a file instead of a ``Path`` (~250-350 bytes) for the whole conversion."""
     dirs, files = [], []
     base = root if root is not None else folder
     folder = Path(folder)
     prefix = os.path.join(folder, "")
     for name in _names(folder):
-        # ``folder / name`` shares the folder's path components (``Path(e.path)`` re-parsed them into
-        # new strings per entry: ~350 bytes more per file, held by every listing of a large source)
         why = None if keep_junk else is_junk(name)
         kind, mode = _entry_kind(prefix + name)
         if not strict and kind in ("special", "dangling"):
             continue  # discovery: looking is not reading
-        p = folder / name
         if why is None and check_names and undecodable(name):
-            refuse_undecodable(p, "folder" if kind == "dir" else "file")
+            refuse_undecodable(folder / name, "folder" if kind == "dir" else "file")
         if why is None and kind == "special":
-            raise CorruptInputError(f"{show(p)}: expected a regular file or folder, found {file_kind(mode)}")
+            raise CorruptInputError(f"{show(folder / name)}: expected a regular file or folder, found {file_kind(mode)}")
         if why is None and kind == "dangling":
-            raise MissingInputError(f"{show(p)}: dangling symbolic link (its target is missing)")
+            raise MissingInputError(f"{show(folder / name)}: dangling symbolic link (its target is missing)")
         if why is not None:
             if report is not None:
-                report.skip(rel(p, base), why)
+                report.skip(rel(folder / name, base), why)
             continue
-        (dirs if kind == "dir" else files).append(p)
+        (dirs if kind == "dir" else files).append(name)
     return dirs, files
+
+
+def name_suffix(name: str) -> str:
+    """``Path(name).suffix`` of a bare file name, without building a ``Path``."""
+    i = name.rfind(".")
+    return name[i:] if 0 < i < len(name) - 1 else ""
+
+
+def name_stem(name: str) -> str:
+    """``Path(name).stem`` of a bare file name, without building a ``Path``."""
+    i = name.rfind(".")
+    return name[:i] if 0 < i < len(name) - 1 else name
 
 
 def present(path: Path | str) -> bool:
@@ -310,18 +337,26 @@ def list_files(folder: Path, suffixes: Optional[Iterable[str]] = None, report: O
                root: Optional[Path] = None, what: str = "file") -> list[Path]:
     """Regular files of ``folder`` (not recursive) whose suffix (case-insensitive) is in
     ``suffixes``; other files are reported as skipped (``not a <what>``), sub-folders too."""
+    folder = Path(folder)
+    return [folder / n for n in list_file_names(folder, suffixes, report, root, what)]
+
+
+def list_file_names(folder: Path, suffixes: Optional[Iterable[str]] = None, report: Optional["RunReport"] = None,
+                    root: Optional[Path] = None, what: str = "file") -> list[str]:
+    """:func:`list_files` as file names (see :func:`list_dir_names`)."""
+    folder = Path(folder)
     base = root if root is not None else folder
-    dirs, files = list_dir(folder, report, base)
+    dirs, files = list_dir_names(folder, report, base)
     wanted = None if suffixes is None else {s.lower() for s in suffixes}
     out = []
     for f in files:
-        if wanted is None or f.suffix.lower() in wanted:
+        if wanted is None or name_suffix(f).lower() in wanted:
             out.append(f)
         elif report is not None:
-            report.skip(rel(f, base), f"not {what} (extension {f.suffix or 'none'})")
+            report.skip(rel(folder / f, base), f"not {what} (extension {name_suffix(f) or 'none'})")
     if report is not None:
         for d in dirs:
-            report.skip(rel(d, base) + "/", "unexpected sub-folder")
+            report.skip(rel(folder / d, base) + "/", "unexpected sub-folder")
     return out
 
 
@@ -377,6 +412,14 @@ def refuse_case_collisions(paths: Iterable[Path], what: str = "image") -> None:
                                 + ", ".join(show(g.name) for g in group) + "; remove one")
 
 
+def refuse_case_collisions_in(folder: Path, names: Iterable[str], what: str = "image") -> None:
+    """:func:`refuse_case_collisions` for file names of one folder."""
+    seen: dict[str, list[str]] = {}
+    for n in names:
+        seen.setdefault(n.casefold(), []).append(n)
+    refuse_case_collisions([Path(folder) / n for g in seen.values() if len(g) > 1 for n in g], what)
+
+
 def index_by_stem(paths: Iterable[Path], what: str = "image", key=lambda p: p.stem) -> dict[str, Path]:
     """``key(path)`` -> path; two paths with one key (``X.jpg`` / ``X.JPG`` / ``X.png``) are an
     error naming both, never one picked silently."""
@@ -390,6 +433,17 @@ def index_by_stem(paths: Iterable[Path], what: str = "image", key=lambda p: p.st
                 "(names differing only in case or extension); remove one"
             )
         out[k] = p
+    return out
+
+
+def index_names_by_stem(folder: Path, names: Iterable[str], what: str = "image") -> dict[str, str]:
+    """:func:`index_by_stem` for file names of one folder: stem -> name (same error, naming both)."""
+    out: dict[str, str] = {}
+    for n in names:
+        k = name_stem(n)
+        if k in out:
+            index_by_stem([Path(folder) / out[k], Path(folder) / n], what)  # raises, naming both
+        out[k] = n
     return out
 
 
