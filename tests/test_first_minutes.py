@@ -358,7 +358,7 @@ def test_generate_reports_progress_with_total(tmp_path):
 
 @pytest.mark.parametrize("cores, expected", [(None, 1), (1, 1), (2, 2), (3, 3), (16, 4)])
 def test_default_worker_count_is_one_per_core_capped_at_4(monkeypatch, cores, expected):
-    """A 2-core machine gets 2 workers (measured 1.26-1.27x faster than no pool in
+    """A 2-core machine gets 2 workers (measured 1.16-1.38x faster than no pool in
     benchmarks/RESULTS.md), not ``cores - 1`` = 1 worker, which meant no pool at all."""
     import unihema_data.convert as convert_mod
     from unihema_data.convert import ConvertOptions, default_num_proc

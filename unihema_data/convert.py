@@ -50,8 +50,9 @@ class ConversionError(Exception):
 def default_num_proc() -> int:
     """Worker processes besides the main process (which lists records, then routes and writes the
     Arrow batches the workers return): one per core, at least 1, at most 4. On 2 cores that is 2
-    workers beside the main process: ``benchmarks/RESULTS.md`` measured it 1.26-1.27x faster than
-    ``num_proc=1`` at about twice the memory (535-614 MiB against ~300 MiB for 2,000 images);
+    workers beside the main process, measured 1.16-1.38x faster than ``num_proc=1`` in the
+    complete benchmark runs of 2026-12-03 at about twice the memory (500-600 MiB against ~300 MiB
+    for 2,000 images; ``benchmarks/RESULTS.md``);
     ``cores - 1`` (the earlier default) meant no pool at all on such a machine."""
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -442,11 +443,7 @@ def _work(batch: list) -> RowBatch:
 def _prewarm_card_imports() -> None:
     """Imports the steps after the last row need (card: huggingface_hub; the integrity pass:
     pandas, which pyarrow imports on the first ``Array.to_numpy``), done while the workers run."""
-    for name in ("huggingface_hub.repocard", "pandas"):
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - the step that needs it imports it again and reports any problem
-            pass
+    _import_quietly(("huggingface_hub.repocard", "pandas"))
 
 
 #: modules every worker imports on its first batch (pyarrow imports pandas on its first list
@@ -455,11 +452,12 @@ def _prewarm_card_imports() -> None:
 WORKER_PRELOAD = ("pandas", "scipy.fftpack")
 
 
-def _preload_worker_imports() -> None:
-    for name in WORKER_PRELOAD:
+def _import_quietly(names) -> None:
+    """Import ``names`` ahead of need (a step that needs one imports it again and reports any problem)."""
+    for name in names:
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a worker that needs it imports it again and reports any problem
+        except Exception:  # noqa: BLE001 - see the docstring
             pass
 
 
@@ -484,7 +482,7 @@ def _map_batches(records: Iterator, ctx: SourceContext, num_proc: int,
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     if method == "fork":
-        _preload_worker_imports()
+        _import_quietly(WORKER_PRELOAD)
     with mp.get_context(method).Pool(num_proc, initializer=_init_worker, initargs=(ctx, adapter)) as pool:
         # the main process mostly waits on the workers now: import what the card step needs
         # meanwhile (huggingface_hub, ~0.6 s) instead of after the last row (after the fork)
