@@ -253,22 +253,13 @@ def _entry_kind(path: str) -> tuple[str, int]:
     return "special", st.st_mode
 
 
-def list_dir(
-    folder: Path,
-    report: Optional["RunReport"] = None,
-    root: Optional[Path] = None,
-    keep_junk: bool = False,
-    strict: bool = True,
-    check_names: bool = True,
-) -> tuple[list[Path], list[Path]]:
-    """``(sub-folders, regular files)`` of ``folder``, sorted; junk left out and recorded in
-    ``report`` (``skipped``; paths relative to ``root`` when given). A FIFO, socket or device
-    (where a file is expected) is a :class:`CorruptInputError` and a dangling link a
-    :class:`MissingInputError`, both naming the entry: nothing ever opens them. An entry whose
-    name is not valid UTF-8 is a :class:`CorruptInputError` naming it (unless
-    ``check_names``, which discovery and the fingerprint walk turn off; see the module docstring)."""
+def list_dir(folder: Path, report: Optional["RunReport"] = None, root: Optional[Path] = None,
+             **options: bool) -> tuple[list[Path], list[Path]]:
+    """``(sub-folders, regular files)`` of ``folder`` as paths: :func:`list_dir_names` (its checks,
+    order, report and ``keep_junk`` / ``strict`` / ``check_names`` options), each name joined to
+    ``folder``."""
     folder = Path(folder)
-    dirs, files = list_dir_names(folder, report, root, keep_junk, strict, check_names)
+    dirs, files = list_dir_names(folder, report, root, **options)
     # ``folder / name`` shares the folder's path components (``Path(e.path)`` re-parsed them into
     # new strings per entry: ~350 bytes more per file, held by every listing of a large source)
     return [folder / n for n in dirs], [folder / n for n in files]
@@ -282,9 +273,15 @@ def list_dir_names(
     strict: bool = True,
     check_names: bool = True,
 ) -> tuple[list[str], list[str]]:
-    """:func:`list_dir` as entry *names* (same checks, order and report). A source's record
-    listing that keeps names, building each path when its record is handed out, holds ~70 bytes
-    a file instead of a ``Path`` (~250-350 bytes) for the whole conversion."""
+    """``(sub-folder names, regular file names)`` of ``folder``, sorted by their bytes; junk left
+    out and recorded in ``report`` (``skipped``; paths relative to ``root`` when given). A FIFO,
+    socket or device (where a file is expected) is a :class:`CorruptInputError` and a dangling
+    link a :class:`MissingInputError`, both naming the entry: nothing ever opens them. An entry
+    whose name is not valid UTF-8 is a :class:`CorruptInputError` naming it (unless
+    ``check_names``, which discovery and the fingerprint walk turn off; see the module docstring).
+    Names rather than paths: a source's record listing that keeps names, building each path when
+    its record is handed out, holds ~70 bytes a file instead of a ``Path`` (~250-350 bytes) for the
+    whole conversion (:func:`list_dir` gives paths)."""
     dirs, files = [], []
     base = root if root is not None else folder
     folder = Path(folder)
