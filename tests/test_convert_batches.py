@@ -3,11 +3,15 @@
 * ``StagedSource.add_batch`` (batches with mixed splits, row groups closed by the row count or the
   byte cap in the middle of a batch) writes the same shards, row groups and rows as ``add`` of the
   same rows one by one (the path the resolution pass still uses);
-* ``convert`` with ``num_proc=1`` (batches built in-process) and ``num_proc=2`` (IPC bytes from the
-  pool) write identical tables;
+* ``convert`` with ``num_proc=1`` (batches built in-process) and ``num_proc=2`` (batches in spool
+  files, as IPC bytes through the pool's pipe, or both when the spool fills) write identical
+  tables, and the spool folder goes with the map however it ends;
 * the vectorised box keys of the resolution pass equal the per-row ones.
 """
 from __future__ import annotations
+
+import os
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -16,9 +20,11 @@ import pytest
 
 from unihema_data import outdir
 from unihema_data.adapters import get_adapter
-from unihema_data.convert import ConvertOptions, convert
+from unihema_data import convert as convert_mod
+from unihema_data.convert import ConversionError, ConvertOptions, convert
 from unihema_data.integrity import _box_key, _box_keys
 from unihema_data.outdir import StagedSource, batch_from_bytes, batch_to_bytes, row_nbytes, rows_to_batch
+from unihema_data.rows import SourceContext
 from unihema_data.schema import ARROW_SCHEMA, empty_row
 
 
@@ -86,7 +92,30 @@ def test_mixed_dict_and_batch_rows_keep_order(tmp_path):
     assert t.column("sample_id").to_pylist() == [r["sample_id"] for r in rows]
 
 
-def test_one_and_two_processes_write_identical_tables(tmp_path):
+def _spool_every_other(real):
+    """``batch_to_spool`` of a spool that is full for every second batch (the worker then sends
+    that batch through the pipe)."""
+    calls = iter(range(10**6))
+
+    def spool(batch, path):
+        return real(batch, path) if next(calls) % 2 == 0 else False
+
+    return spool
+
+
+@pytest.mark.parametrize("crossing", ["spool", "pipe", "spool_half_full"])
+def test_one_and_two_processes_write_identical_tables(tmp_path, monkeypatch, crossing):
+    """Whichever way the workers' batches cross (spool files, the pool's pipe, or both when the
+    spool fills), two processes write what one writes, and no spool file or folder is left."""
+    parent = tmp_path / "shm"
+    parent.mkdir()
+    monkeypatch.setattr(convert_mod, "SPOOL_PARENTS", () if crossing == "pipe" else (str(parent),))
+    if crossing == "spool_half_full":
+        monkeypatch.setattr(outdir, "batch_to_spool", _spool_every_other(outdir.batch_to_spool))
+    monkeypatch.setattr(convert_mod, "BATCH", 2)  # 4 batches of the 8 fake images
+    seen: list = []
+    real_arrow = convert_mod.RowBatch.arrow
+    monkeypatch.setattr(convert_mod.RowBatch, "arrow", lambda self: seen.append(type(self.payload).__name__) or real_arrow(self))
     get_adapter("bccd").fake(tmp_path / "raw" / "bccd", seed=4)
     outs = {}
     for k in (1, 2):
@@ -99,6 +128,68 @@ def test_one_and_two_processes_write_identical_tables(tmp_path):
         assert outs[1][name][1].equals(outs[2][name][1])
         assert outs[1][name][2].equals(outs[2][name][2], check_metadata=True)
         assert outs[1][name][2].metadata[b"huggingface"] == ARROW_SCHEMA.metadata[b"huggingface"]
+    crossed = set(seen) - {"RecordBatch"}  # num_proc=1: batches built in this process
+    assert crossed == {"spool": {"Spooled"}, "pipe": {"bytes"}, "spool_half_full": {"Spooled", "bytes"}}[crossing]
+    assert list(parent.iterdir()) == []  # the spool folder went with the map
+
+
+def test_spool_is_removed_when_a_worker_fails(tmp_path, monkeypatch):
+    parent = tmp_path / "shm"
+    parent.mkdir()
+    monkeypatch.setattr(convert_mod, "SPOOL_PARENTS", (str(parent),))
+    monkeypatch.setattr(convert_mod, "BATCH", 2)
+    raw = tmp_path / "raw" / "bccd"
+    get_adapter("bccd").fake(raw, seed=4)
+    images = sorted(raw.rglob("*.jpg"))
+    images[-1].write_bytes(images[-1].read_bytes()[:200])  # truncated JPEG
+    with pytest.raises(ConversionError, match=images[-1].name):
+        convert(["bccd"], tmp_path / "raw", tmp_path / "out", ConvertOptions(num_proc=2, progress=False))
+    assert list(parent.iterdir()) == []
+    assert not (tmp_path / "out" / "data" / "bccd").exists()
+
+
+def test_spool_is_removed_with_the_batches_nobody_read(tmp_path, monkeypatch):
+    """The consumer stops (an error in the main process) while finished batches wait in the
+    spool: closing the map removes them with the folder."""
+    parent = tmp_path / "shm"
+    parent.mkdir()
+    monkeypatch.setattr(convert_mod, "SPOOL_PARENTS", (str(parent),))
+    monkeypatch.setattr(convert_mod, "BATCH", 2)
+    adapter = get_adapter("bccd")
+    adapter.fake(tmp_path / "raw" / "bccd", seed=4)
+    root = adapter.locate(tmp_path / "raw")
+    ctx = SourceContext(source="bccd", license="MIT", granularity="field_of_view", disease="normal",
+                        box_format=adapter.box_format.value)
+    batches = convert_mod._map_batches(adapter.records(root), ctx, 2, adapter)
+    assert next(batches).arrow().num_rows == 2
+    (spool,) = parent.iterdir()
+    deadline = time.monotonic() + 30
+    while not any(spool.glob("*.arrow")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert any(spool.glob("*.arrow"))  # three more batches were submitted; some are done, unread
+    batches.close()
+    assert list(parent.iterdir()) == []
+
+
+def test_batch_to_spool_leaves_nothing_when_it_cannot_write(tmp_path):
+    batch = rows_to_batch(_rows(5))
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_bytes(b"")
+    assert outdir.batch_to_spool(batch, str(blocker / "0.arrow")) is False
+    path = tmp_path / "1.arrow"
+    assert outdir.batch_to_spool(batch, str(path)) is True
+    assert outdir.batch_to_spool(batch, str(path)) is False  # never overwrites
+    back = outdir.batch_from_spool(str(path))
+    assert not path.exists()  # removed once read; the mapping keeps the batch readable
+    assert back.equals(batch)
+
+
+def test_spool_dir_is_private_and_optional(tmp_path, monkeypatch):
+    monkeypatch.setattr(convert_mod, "SPOOL_PARENTS", (str(tmp_path / "missing"), str(tmp_path)))
+    spool = convert_mod._spool_dir()
+    assert os.path.dirname(spool) == str(tmp_path) and os.stat(spool).st_mode & 0o777 == 0o700
+    monkeypatch.setattr(convert_mod, "SPOOL_PARENTS", (str(tmp_path / "missing"),))
+    assert convert_mod._spool_dir() is None  # no shared memory: batches go through the pipe
 
 
 def test_vectorised_box_keys_equal_per_row_keys():

@@ -308,6 +308,35 @@ def batch_from_bytes(data: bytes) -> pa.RecordBatch:
     return pa.ipc.read_record_batch(pa.py_buffer(data), ARROW_SCHEMA)
 
 
+def batch_to_spool(batch: pa.RecordBatch, path: str) -> bool:
+    """Write the IPC encoding of ``batch`` (as :func:`batch_to_bytes`, straight from Arrow's buffer)
+    to the new file ``path``; ``False``, and no file left, when it cannot be written (spool full
+    or gone: the caller hands the bytes over another way)."""
+    data = batch.serialize()
+    try:
+        f = open(path, "xb")
+    except OSError:
+        return False
+    try:
+        with f:
+            f.write(data)
+        return True
+    except OSError:
+        os.unlink(path)
+        return False
+
+
+def batch_from_spool(path: str) -> pa.RecordBatch:
+    """The record batch :func:`batch_to_spool` wrote to ``path``, memory-mapped (no copy); the file
+    is removed at once (the mapping keeps its pages until the batch is freed)."""
+    try:
+        with pa.memory_map(path) as m:
+            buf = m.read_buffer()
+    finally:
+        os.unlink(path)
+    return pa.ipc.read_record_batch(buf, ARROW_SCHEMA)
+
+
 # ---------------------------------------------------------------- lock and multi-source commit
 @contextmanager
 def out_lock(out: Path, timeout: float = -1, on_wait=None) -> Iterator[None]:
