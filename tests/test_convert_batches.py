@@ -184,6 +184,35 @@ def test_batch_to_spool_leaves_nothing_when_it_cannot_write(tmp_path):
     assert back.equals(batch)
 
 
+def test_spool_folders_of_killed_conversions_are_swept(tmp_path, monkeypatch):
+    """A conversion killed outright leaves its spool folder in shared memory; the next one removes
+    it, and leaves alone the folders of live processes, recently touched ones and anything that
+    is not a spool."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a pid that has exited
+    dead = tmp_path / f"unihema-spool-{gone}-abc123"
+    (dead / "x").mkdir(parents=True)
+    (dead / "x" / "1-0.arrow").write_bytes(b"stale")
+    recent = tmp_path / f"unihema-spool-{gone}-ghi789"  # its process gone, but touched a minute ago
+    recent.mkdir()
+    old = time.time() - convert_mod.SPOOL_STALE_S - 60
+    os.utime(dead, (old, old))
+    os.utime(recent, (time.time() - 60,) * 2)
+    live = tmp_path / f"unihema-spool-{os.getppid()}-def456"
+    live.mkdir()
+    os.utime(live, (old, old))
+    other = tmp_path / "unihema-spool-notapid"
+    other.mkdir()
+    monkeypatch.setattr(convert_mod, "SPOOL_PARENTS", (str(tmp_path),))
+    mine = convert_mod._spool_dir()
+    assert not dead.exists()
+    assert live.exists() and other.exists() and recent.exists()
+    assert os.path.basename(mine).startswith(f"unihema-spool-{os.getpid()}-")
+
+
 def test_spool_dir_is_private_and_optional(tmp_path, monkeypatch):
     monkeypatch.setattr(convert_mod, "SPOOL_PARENTS", (str(tmp_path / "missing"), str(tmp_path)))
     spool = convert_mod._spool_dir()

@@ -396,11 +396,44 @@ def _spool_dir() -> Optional[str]:
 
     for parent in SPOOL_PARENTS:
         if os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK):
+            _sweep_spools(parent)
             try:
-                return tempfile.mkdtemp(prefix="unihema-spool-", dir=parent)
+                return tempfile.mkdtemp(prefix=f"unihema-spool-{os.getpid()}-", dir=parent)
             except OSError:
                 continue
     return None
+
+
+#: seconds without a change after which the spool folder of a process that is gone is removed
+SPOOL_STALE_S = 15 * 60
+
+
+def _sweep_spools(parent: str) -> None:
+    """Remove the spool folders in ``parent`` that conversions killed outright (SIGKILL, an
+    out-of-memory kill) left behind; shared memory is not freed until they are. A folder is named
+    after its process; only folders of this user whose process is gone and that nothing has
+    touched for :data:`SPOOL_STALE_S` are removed (a live conversion adds and removes files in
+    its folder all the time; the age also covers a process in another PID namespace sharing
+    ``/dev/shm``)."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        head, _, rest = name.partition("unihema-spool-")
+        pid = rest.split("-", 1)[0]
+        if head or not pid.isdigit():
+            continue
+        path = os.path.join(parent, name)
+        try:
+            st = os.lstat(path)
+            if st.st_uid != os.getuid() or time.time() - st.st_mtime < SPOOL_STALE_S:
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (OSError, OverflowError):  # another user's process, or not ours to judge
+            continue
 
 
 def _record_name(record) -> str:
