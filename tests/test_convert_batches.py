@@ -206,6 +206,7 @@ def test_spool_folders_of_killed_conversions_are_swept(tmp_path, monkeypatch):
     os.utime(live, (old, old))
     other = tmp_path / "unihema-spool-notapid"
     other.mkdir()
+    os.utime(other, (old, old))
     monkeypatch.setattr(convert_mod, "SPOOL_PARENTS", (str(tmp_path),))
     mine = convert_mod._spool_dir()
     assert not dead.exists()
