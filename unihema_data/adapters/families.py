@@ -438,7 +438,7 @@ def refuse_unreadable_names(paths: Sequence[Path]) -> None:
     """A file name that is not valid UTF-8 in a folder of fixed or patterned names cannot be
     matched to anything: an error naming it, rather than a silent orphan."""
     for p in paths:
-        if any(0xDC80 <= ord(c) <= 0xDCFF for c in p.name):
+        if disk.undecodable(p.name):
             raise CorruptInputError(f"{show(p)}: file name is not valid UTF-8; rename it")
 
 
