@@ -204,5 +204,40 @@ def test_kill_between_data_swap_and_manifest_is_finished_with_the_new_manifest(o
         counts[sh.split] = counts.get(sh.split, 0) + len(rs)
     assert manifest["sources"]["pbc"]["counts"] == counts
     assert ("curation" in manifest["sources"]["pbc"]) is (not then_undo)
+    # the excluded store moved with the data: the excluded row is there after the curation and
+    # gone after its undo, and no staged copy of the store is left beside it
+    store = out / ".unihema" / "excluded"
+    excluded = {r["sample_id"] for sh, rs in iter_row_groups(corpus_shards(out, ["pbc"])) for r in rs
+                if sh.split == "excluded"}
+    assert excluded == (set() if then_undo else {pbc[0]})
+    assert not list(store.glob(".*.tmp"))
     rep = validate(out)
     assert rep.ok, rep.summary()
+
+
+def test_commit_dropped_before_the_swap_removes_its_staged_files(tmp_path):
+    """Killed before the swap: the journal is dropped and so are the files staged with it;
+    finished after it: each staged file replaces its target and a ``None`` target is removed."""
+    import json
+
+    import unihema_data.outdir as od
+
+    out = tmp_path / "out"
+    (out / ".unihema").mkdir(parents=True)
+    (out / "data" / "s").mkdir(parents=True)
+    od.write_manifest(out, {"schema_version": "x", "sources": {}})
+    staged = out / ".unihema" / ".store.parquet.abc.tmp"
+    staged.write_bytes(b"new")
+    gone = out / ".unihema" / "gone.parquet"
+    gone.write_bytes(b"old")
+    journal = {"new": str(out / ".unihema" / "staging" / "never-swapped"), "dev": -1, "ino": -1,
+               "manifest": {"schema_version": "x", "sources": {}},
+               "files": {str(out / ".unihema" / "store.parquet"): str(staged), str(gone): None}}
+    (out / od.JOURNAL).write_text(json.dumps(journal))
+    assert "dropped" in od.recover(out)
+    assert not staged.exists() and gone.exists() and not (out / ".unihema" / "store.parquet").exists()
+    staged.write_bytes(b"new")
+    od._finish(out, journal, old=None)
+    assert (out / ".unihema" / "store.parquet").read_bytes() == b"new" and not staged.exists() and not gone.exists()
+    od._finish(out, journal, old=None)  # a rerun (killed inside _finish) finds the files done
+    assert (out / ".unihema" / "store.parquet").read_bytes() == b"new"

@@ -347,11 +347,8 @@ def _rewrite_folder(out: Path, folder: str, by_id: dict[str, Edit], batch: str, 
         entry = manifest["sources"].setdefault(folder, {"kind": "source"})
         entry["counts"] = counts
         entry["curation"] = {"last_batch": batch, "excluded": len(excluded_rows), "at": now}
-        st.commit(manifest)  # the manifest is journaled with the data swap (no window between them)
-    if tmp is not None:
-        os.replace(tmp, ex_target)
-    elif ex_target.exists():
-        ex_target.unlink()
+        # the manifest and the excluded store are journaled with the data swap (no window between them)
+        st.commit(manifest, files={ex_target: tmp})
     _append_log(out, changes)
     report.changes.extend(changes)
 
@@ -413,15 +410,14 @@ def undo_curation(out: Path | str, actor: str = "unknown") -> str:
                         os.link(f, st.folder / f.name)
                     except OSError:
                         shutil.copy2(f, st.folder / f.name)
-                st.commit(manifest)  # journaled with the data swap
-            ex = excluded_path(out, folder)
-            kept = hist / "excluded" / ex.name
-            if kept.exists():
-                tmp = ex.with_name(f".{ex.name}.{uuid.uuid4().hex}.tmp")
-                shutil.copy2(kept, tmp)
-                os.replace(tmp, ex)
-            elif ex.exists():
-                ex.unlink()
+                ex = excluded_path(out, folder)
+                kept = hist / "excluded" / ex.name
+                tmp = None
+                if kept.exists():
+                    ex.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = ex.with_name(f".{ex.name}.{uuid.uuid4().hex}.tmp")
+                    shutil.copy2(kept, tmp)
+                st.commit(manifest, files={ex: tmp})  # the manifest and excluded store journaled with the data swap
             entries.append({"batch": batch, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "actor": actor, "folder": folder, "sample_id": None, "field": "undo",
                             "old": batch, "new": None})

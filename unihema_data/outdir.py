@@ -12,14 +12,16 @@ Layout::
 Sources are replaced as wholes, and several at once: their shards are written to staging folders;
 :func:`commit` then builds a complete new ``data/`` folder in staging (hard links to the shards
 of every untouched source, the staged folders of the replaced ones), writes a journal holding the
-new manifest and the identity (device, inode) of that folder, swaps it with ``OUT/data`` in one
-atomic ``renameat2(RENAME_EXCHANGE)``, then writes the manifest and card and removes the
-journal. Writing the journal is the commit point:
+new manifest, the other files that change with the data (curation's excluded store: staged
+beside their targets) and the identity (device, inode) of that folder, swaps it with ``OUT/data``
+in one atomic ``renameat2(RENAME_EXCHANGE)``, then moves those files into place, writes the
+manifest and card and removes the journal. Writing the journal is the commit point:
 
 * killed before it: ``OUT`` is unchanged (the next run removes the dead run's staging folders);
 * killed after it (even between the data swap and the manifest write): the next writer, under
   the lock, calls :func:`recover`, which sees that ``OUT/data`` is the journal's folder and
-  finishes the commit (manifest, card), or, when the swap never happened, drops the journal.
+  finishes the commit (files, manifest, card), or, when the swap never happened, drops the
+  journal and the staged files.
   ``validate`` reports a pending journal (:func:`pending_commit`), so new shards are never
   accepted under an old manifest.
 """
@@ -287,10 +289,12 @@ class StagedSource:
         for w in self.writers.values():
             w.close()
 
-    def commit(self, manifest: Optional[dict] = None) -> None:
+    def commit(self, manifest: Optional[dict] = None, files: Optional[dict[Path, Optional[Path]]] = None) -> None:
         """Replace ``OUT/data/<source>`` with the staged shards and write ``manifest`` (default:
-        the current one) in one :func:`commit`. Call under :func:`out_lock`."""
-        commit(self.out, {self.source: self.folder}, manifest if manifest is not None else read_manifest(self.out))
+        the current one) and ``files`` (see :func:`commit`) in one :func:`commit`. Call under
+        :func:`out_lock`."""
+        commit(self.out, {self.source: self.folder}, manifest if manifest is not None else read_manifest(self.out),
+               files)
 
 
 def rows_to_batch(rows: list[dict]) -> pa.RecordBatch:
@@ -361,11 +365,16 @@ def out_lock(out: Path, timeout: float = -1, on_wait=None) -> Iterator[None]:
         lock.release()
 
 
-def commit(out: Path, replacements: dict[str, Path], manifest: dict) -> None:
+def commit(out: Path, replacements: dict[str, Path], manifest: dict,
+           files: Optional[dict[Path, Optional[Path]]] = None) -> None:
     """Atomically replace ``OUT/data/<source>`` for every ``source -> staged folder`` of
     ``replacements`` (the folders are consumed) and write ``manifest`` and the card with them
-    (see the module doc for the protocol). Call under :func:`out_lock`."""
+    (see the module doc for the protocol). ``files``: other files of ``OUT`` that change with the
+    data (``target -> staged file`` next to it, consumed; ``None``: the target is removed), in the
+    journal too, so an interrupted commit finishes or drops them with the data. Call under
+    :func:`out_lock`."""
     out = Path(out)
+    files = {str(t): (None if f is None else str(f)) for t, f in (files or {}).items()}
     data = out / "data"
     base = out / STAGING
     base.mkdir(parents=True, exist_ok=True)
@@ -380,10 +389,11 @@ def commit(out: Path, replacements: dict[str, Path], manifest: dict) -> None:
             os.replace(folder, new / src)
         _fsync_dir(new)
         st = os.stat(new)
-        journal = {"new": str(new), "dev": st.st_dev, "ino": st.st_ino, "manifest": manifest}
+        journal = {"new": str(new), "dev": st.st_dev, "ino": st.st_ino, "manifest": manifest, "files": files}
         atomic_write_text(out / JOURNAL, json.dumps(journal, sort_keys=True))  # the commit point
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
+        _drop_staged_files(files)
         raise
     if data.exists():
         if not _exchange(new, data):
@@ -399,6 +409,11 @@ def commit(out: Path, replacements: dict[str, Path], manifest: dict) -> None:
 def _finish(out: Path, journal: dict, old: Optional[Path]) -> None:
     from .card import write_card
 
+    for target, staged in (journal.get("files") or {}).items():  # idempotent: a rerun finds them done
+        if staged is None:
+            Path(target).unlink(missing_ok=True)
+        elif os.path.exists(staged):
+            os.replace(staged, target)
     write_manifest(out, journal["manifest"])
     write_card(out)
     (out / JOURNAL).unlink(missing_ok=True)
@@ -435,7 +450,14 @@ def recover(out: Path) -> Optional[str]:
         return "finished an interrupted commit (data moved in, manifest and card written)"
     (out / JOURNAL).unlink(missing_ok=True)
     shutil.rmtree(new, ignore_errors=True)
+    _drop_staged_files(j.get("files") or {})
     return "dropped an interrupted commit (the data swap had not happened)"
+
+
+def _drop_staged_files(files: dict[str, Optional[str]]) -> None:
+    for staged in files.values():
+        if staged is not None:
+            Path(staged).unlink(missing_ok=True)
 
 
 def _read_journal(out: Path) -> Optional[dict]:
