@@ -502,10 +502,9 @@ def _pack(batch, spool: Optional[str]):
     return batch_to_bytes(batch)
 
 
-def _convert_batch(records: list, ctx: SourceContext, adapter: Optional[Adapter], serialize: bool,
-                   spool: Optional[str] = None) -> RowBatch:
+def _convert_batch(records: list, ctx: SourceContext, adapter: Optional[Adapter]) -> RowBatch:
     """Parse and build the rows of ``records`` (worker side) and pack them into one Arrow batch
-    (``serialize``: for another process, in a file of ``spool`` or as IPC bytes)."""
+    (:func:`_work` then packs it for the main process)."""
     from .outdir import row_nbytes, rows_to_batch
 
     rows, notes = [], []
@@ -514,14 +513,16 @@ def _convert_batch(records: list, ctx: SourceContext, adapter: Optional[Adapter]
         rows.append(row)
         notes.extend(n)
     batch = rows_to_batch(rows)
-    return RowBatch(_pack(batch, spool) if serialize else batch, [r["sample_id"] for r in rows],
+    return RowBatch(batch, [r["sample_id"] for r in rows],
                     [r["split"] for r in rows], [row_nbytes(r) for r in rows],
                     [f.split(":", 1)[0] for r in rows for f in r["qc_flags"]], notes)
 
 
 def _work(batch: list) -> RowBatch:
     assert _WORKER_CTX is not None
-    return _convert_batch(batch, _WORKER_CTX, _WORKER_ADAPTER, serialize=True, spool=_WORKER_SPOOL)
+    rb = _convert_batch(batch, _WORKER_CTX, _WORKER_ADAPTER)
+    rb.payload = _pack(rb.payload, _WORKER_SPOOL)
+    return rb
 
 
 def _prewarm_card_imports() -> None:
@@ -564,7 +565,7 @@ def _map_batches(records: Iterator, ctx: SourceContext, num_proc: int,
     in this process, no pool."""
     if num_proc <= 1:
         for batch in _batches(iter(records), BATCH):
-            yield _convert_batch(batch, ctx, adapter, serialize=False)
+            yield _convert_batch(batch, ctx, adapter)
         return
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     if method == "fork":

@@ -296,12 +296,18 @@ def _drop_history(hist: Path, keep: list[str]) -> None:
     meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def _staged_beside(path: Path) -> Path:
+    """A new hidden name next to ``path`` for its replacement (committed with the data swap:
+    :func:`unihema_data.outdir.commit` ``files``); the folder is created if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
 def _write_excluded(path: Path, rows: list[dict]) -> Optional[Path]:
     """Excluded rows into a temporary file next to ``path`` (None when there are none)."""
     if not rows:
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = _staged_beside(path)
     pq.write_table(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA), tmp, compression="zstd")
     return tmp
 
@@ -414,8 +420,7 @@ def undo_curation(out: Path | str, actor: str = "unknown") -> str:
                 kept = hist / "excluded" / ex.name
                 tmp = None
                 if kept.exists():
-                    ex.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = ex.with_name(f".{ex.name}.{uuid.uuid4().hex}.tmp")
+                    tmp = _staged_beside(ex)
                     shutil.copy2(kept, tmp)
                 st.commit(manifest, files={ex: tmp})  # the manifest and excluded store journaled with the data swap
             entries.append({"batch": batch, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
