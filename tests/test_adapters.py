@@ -218,3 +218,9 @@ def test_every_adapter_module_is_named_after_its_id_and_loads_alone():
             "mods = sorted(m for m in sys.modules if m.startswith('unihema_data.adapters.')); print(a.id, mods)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("bccd ") and "unihema_data.adapters.pbc'" not in out and "adapters.txl_pbc" not in out, out
+    # the ids of the registry, for locate()'s "other sources' folders", from the module names alone
+    code = ("import sys; from unihema_data.adapters import adapter_ids; ids = adapter_ids(load=False); "
+            "print(ids); print(sorted(m for m in sys.modules if m.startswith('unihema_data.adapters.')))")
+    ids, mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert ids == str(adapter_ids()), ids
+    assert "pbc'" not in mods and "bccd'" not in mods, mods

@@ -21,6 +21,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -378,6 +379,36 @@ def _init_worker(ctx: SourceContext, adapter: Optional[Adapter] = None, spool: O
     _WORKER_CTX = ctx
     _WORKER_ADAPTER = adapter
     _WORKER_SPOOL = spool
+    _pyarrow_without_pandas()
+
+
+class _RefusePandas:
+    """Meta-path finder refusing ``pandas`` (see :func:`_pyarrow_without_pandas`)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r} (not imported by conversion workers)", name=name)
+        return None
+
+
+def _pyarrow_without_pandas() -> None:
+    """Worker start-up: pyarrow imports pandas on its first conversion of Python objects (to
+    check whether they are pandas objects; ~0.45 s of CPU per process, rows never hold any).
+    When this worker has not imported pandas, pyarrow's check is made here with pandas refused,
+    and pyarrow remembers that pandas is absent (in this worker process only). Rows convert
+    identically (``tests/test_convert_batches.py`` compares the tables of 1 and 2 processes)."""
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    finder = _RefusePandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        pa.array([0])
+    except Exception:  # noqa: BLE001 - a pyarrow that handles the refusal otherwise just imports later
+        pass
+    finally:
+        sys.meta_path.remove(finder)
 
 
 #: where the workers leave their batches for the main process, first that is a writable folder
@@ -531,10 +562,10 @@ def _prewarm_card_imports() -> None:
     _import_quietly(("huggingface_hub.repocard", "pandas"))
 
 
-#: modules every worker imports on its first batch (pyarrow imports pandas on its first list
-#: conversion, ~0.4 s; the perceptual hash's DCT, ~0.4 s): imported once in the main process before
-#: the workers are forked, instead of once in each worker (the main process imports pandas anyway)
-WORKER_PRELOAD = ("pandas", "scipy.fftpack")
+#: modules every worker imports on its first batch (the perceptual hash's DCT, ~0.3 s): imported
+#: once in the main process before the workers are forked, instead of once in each worker. (pandas,
+#: which pyarrow would import in each worker, is kept out of the workers: :func:`_pyarrow_without_pandas`.)
+WORKER_PRELOAD = ("scipy.fftpack",)
 
 
 def _import_quietly(names) -> None:

@@ -20,20 +20,29 @@ REGISTRY: dict[str, type[Adapter]] = {}
 _LOADED = False
 
 
+def _adapter_modules() -> list[str]:
+    """Names of the adapter modules (each is its adapter's id), without importing them."""
+    return sorted(info.name for info in pkgutil.iter_modules(__path__)
+                  if not (info.name.startswith("_") or info.name in ("base", "families") or info.ispkg))
+
+
 def _load() -> None:
     global _LOADED
     if _LOADED:
         return
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name.startswith("_") or info.name in ("base", "families") or info.ispkg:
-            continue
-        m = importlib.import_module(f"{__name__}.{info.name}")
+    for name in _adapter_modules():
+        m = importlib.import_module(f"{__name__}.{name}")
         cls = m.ADAPTER
         REGISTRY[cls.id] = cls
     _LOADED = True
 
 
-def adapter_ids() -> list[str]:
+def adapter_ids(load: bool = True) -> list[str]:
+    """Ids of the registered adapters. ``load=False``: from the module names alone (every
+    adapter's module is named after its id, ``tests/test_adapters.py`` checks it), without
+    importing the 49 modules (~0.1-0.3 s)."""
+    if not load and not _LOADED:
+        return sorted(set(_adapter_modules()) | set(REGISTRY))
     _load()
     return sorted(REGISTRY)
 

@@ -341,7 +341,7 @@ def _other_source_ids(own: str) -> frozenset[str]:
     try:
         from . import adapter_ids
 
-        ids |= set(adapter_ids())
+        ids |= set(adapter_ids(load=False))
     except Exception:  # noqa: BLE001
         pass
     ids.discard(own)
