@@ -63,10 +63,14 @@ def fo(tmp_path_factory):
         else:
             os.environ["HOME"] = home
     fiftyone.config.default_dataset_dir = str(base / "datasets")
-    before = set(fiftyone.list_datasets())  # starts mongod: a failure here fails the tests
+    fiftyone.list_datasets()  # starts mongod: a failure here fails the tests
     yield fiftyone
-    for name in set(fiftyone.list_datasets()) - before:
-        fiftyone.delete_dataset(name)
+    # only this process's datasets (``_name`` puts its pid in every name): FiftyOne finds a running
+    # database service by its command line, not its folder, so the pytest-xdist workers share one
+    # mongod, and deleting every new dataset here deleted another worker's datasets in mid-test
+    for name in fiftyone.list_datasets():
+        if name.startswith("t-") and f"-{os.getpid()}-" in name:
+            fiftyone.delete_dataset(name)
 
 
 def _add_points_and_masks(out: Path) -> None:

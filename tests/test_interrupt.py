@@ -30,6 +30,8 @@ SLOW_CONVERT = textwrap.dedent(
     cv.build_row = slow
     import unihema_data.outdir as od
     od.ROW_GROUP_ROWS = 1  # flush every row: the staging folder fills up before the kill
+    cv.BATCH = 1  # ... row by row (a batch of 8 slow rows reached the writer only at the end: the
+                  # staged shards then lived a few hundred ms before the commit and the test could miss them)
     cv.convert(["bccd"], sys.argv[1], sys.argv[2], cv.ConvertOptions(num_proc=1, progress=False, overwrite=True, seed=7))
     """
 )
