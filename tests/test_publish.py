@@ -159,6 +159,22 @@ def test_card_metadata(corpus):
         assert {s["name"]: s["num_examples"] for s in info["splits"]} == {k: v for k, v in counts.items() if v}
 
 
+def test_card_body_text_is_not_read_as_a_template(corpus, monkeypatch):
+    """The body is plain text: a source's catalog text holding Jinja syntax ("{{", "{%", "{#")
+    appears verbatim (the card was rendered through ``DatasetCard.from_template``, which read the
+    whole body as a template: such text raised or vanished) and the metadata block is unchanged."""
+    catalog = load_catalog()
+    entry = catalog.get("leukemiaattri")
+    note = "terms: see {{ terms }}, {% if x %}ask{% endif %} {# not a comment #}"
+    patched = entry.model_copy(update={"license_note": note})
+    real_get = type(catalog).get
+    monkeypatch.setattr(type(catalog), "get", lambda self, i: patched if i == "leukemiaattri" else real_get(self, i))
+    text = render_card(corpus)
+    assert note in text.split("\n---\n", 1)[1]
+    assert _yaml_header(text) == _yaml_header((corpus / "README.md").read_text())
+    assert DatasetCard(text).data.to_dict() == _yaml_header(text)
+
+
 def test_card_body(corpus):
     text = (corpus / "README.md").read_text()
     body = text.split("\n---\n", 1)[1]

@@ -496,10 +496,11 @@ def render_card(out: Path, sources: Optional[Sequence[str]] = None,
     body += [f"- **{v}**: {text}" for v, text in SCHEMA_CHANGELOG.items() if _ver(v) <= _ver(SCHEMA_VERSION)]
     if SCHEMA_VERSION not in SCHEMA_CHANGELOG:
         body.append(f"- **{SCHEMA_VERSION}**: (no changelog entry recorded)")
-    from huggingface_hub import DatasetCard
-
-    card = DatasetCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(body) + "\n")
-    return str(card)
+    # the metadata block exactly as ``DatasetCard.from_template`` writes it (``DatasetCardData.to_yaml``),
+    # without rendering the body as a Jinja template (where a "{{", "{%" or "{#" in a source's text
+    # would be read as template code) nor importing ``huggingface_hub.repocard`` (~0.5 s: Jinja and
+    # the Hub client); ``tests/test_card.py`` checks the text parses back into the same card data
+    return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
 
 
 def _ver(v: str) -> tuple[int, ...]:

@@ -557,9 +557,9 @@ def _work(batch: list) -> RowBatch:
 
 
 def _prewarm_card_imports() -> None:
-    """Imports the steps after the last row need (card: huggingface_hub; the integrity pass:
+    """Imports the steps after the last row need (card: huggingface_hub's card data; the integrity pass:
     pandas, which pyarrow imports on the first ``Array.to_numpy``), done while the workers run."""
-    _import_quietly(("huggingface_hub.repocard", "pandas"))
+    _import_quietly(("huggingface_hub.repocard_data", "pandas"))
 
 
 #: modules every worker imports on its first batch (the perceptual hash's DCT, ~0.3 s): imported
