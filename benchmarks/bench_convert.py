@@ -515,9 +515,8 @@ def _bytecode_status() -> str:
         sp = importlib.util.find_spec(name)
         if sp is None or not sp.origin:
             continue
-        root = Path(sp.origin).parent
-        srcs = [f for f in root.rglob("*.py")]
-        have = sum(1 for f in srcs if importlib.util.cache_from_source(str(f)) and Path(importlib.util.cache_from_source(str(f))).exists())
+        srcs = list(Path(sp.origin).parent.rglob("*.py"))
+        have = sum(1 for f in srcs if Path(importlib.util.cache_from_source(str(f))).exists())
         parts.append(f"{name} {have}/{len(srcs)} modules")
     env = os.environ.get("PYTHONDONTWRITEBYTECODE")
     return (f"`unihema_data` compiled with `compileall` before measuring, as installing a wheel does "

@@ -499,7 +499,7 @@ def render_card(out: Path, sources: Optional[Sequence[str]] = None,
     # the metadata block exactly as ``DatasetCard.from_template`` writes it (``DatasetCardData.to_yaml``),
     # without rendering the body as a Jinja template (where a "{{", "{%" or "{#" in a source's text
     # would be read as template code) nor importing ``huggingface_hub.repocard`` (~0.5 s: Jinja and
-    # the Hub client); ``tests/test_card.py`` checks the text parses back into the same card data
+    # the Hub client); ``tests/test_publish.py`` parses the card back with ``DatasetCard``
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
 
 
