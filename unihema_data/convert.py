@@ -605,7 +605,7 @@ def _map_batches(records: Iterator, ctx: SourceContext, num_proc: int,
     try:
         with mp.get_context(method).Pool(num_proc, initializer=_init_worker, initargs=(ctx, adapter, spool)) as pool:
             # the main process mostly waits on the workers now: import what the card step needs
-            # meanwhile (huggingface_hub, ~0.6 s) instead of after the last row (after the fork)
+            # meanwhile (pandas, huggingface_hub's card data) instead of after the last row
             threading.Thread(target=_prewarm_card_imports, daemon=True, name="unihema-prewarm").start()
             pending: deque = deque()
             for batch in _batches(iter(records), BATCH):

@@ -9,7 +9,6 @@ then covers it automatically.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import pkgutil
 
 from .base import Adapter, AdapterError, CorruptInputError, FakeSample, FakeTruth, MissingInputError, RawObject, RawSample
@@ -51,8 +50,7 @@ def get_adapter(dataset_id: str) -> Adapter:
     """A new adapter of ``dataset_id``. Its module (``<id>.py``: every adapter's module is named
     after its id, ``tests/test_adapters.py`` checks it) is imported alone when the registry is not
     loaded yet: a conversion does not import the other 48 adapters (~0.4 s)."""
-    if dataset_id not in REGISTRY and not dataset_id.startswith("_") and dataset_id not in ("base", "families") \
-            and dataset_id.isidentifier() and importlib.util.find_spec(f"{__name__}.{dataset_id}") is not None:
+    if dataset_id not in REGISTRY and dataset_id in _adapter_modules():
         cls = importlib.import_module(f"{__name__}.{dataset_id}").ADAPTER
         if cls.id == dataset_id:
             REGISTRY.setdefault(cls.id, cls)
